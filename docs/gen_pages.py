@@ -47,7 +47,7 @@ FINDINGS = {
     "eca": "An ECA (rule 110) warm-up lifts 10-digit reversed addition from 76.4% to 91.0% "
            "(tokens-shuffled control: 65.0%); its MLP layers are the second donor of the best "
            "assembled model (SET attention + ECA MLPs).",
-    "haystack": "Diagnostic probe: recall the value of a queried key among 30 pairs. 11.3% from a "
+    "haystack": "Diagnostic probe: recall the value of a queried key among up to 30 pairs. 11.3% from a "
                 "random initialisation, 96.9% after a Dyck warm-up.",
     "addition": "Diagnostic probe: 5-digit addition (59.1% without warm-up).",
     "reversed_addition": "Diagnostic probe: 10-digit addition written least significant digit first "
@@ -75,7 +75,7 @@ _BULLET_TOPICS = {
 }
 # "###" subsections of docs/differences.md that concern only some tasks.
 _SUBSECTION_TOPICS = {"ECA is a reconstruction": {"eca"},
-                      "Diagnostics: answer_start includes the first answer token":
+                      "Diagnostics: the official harness's layouts and scoring":
                           {"haystack", "addition", "reversed_addition", "multiplication"}}
 
 

@@ -7,8 +7,8 @@ Row ``i`` of ``(task, params, seed, split)`` is a pure function of those values 
   seed ``s`` equal row ``i`` of seed ``s+1``).
 * Inside a kernel, :func:`row_state` turns ``(base, i)`` into the starting state of row ``i``'s own
   splitmix64 stream, and :func:`next_u64` advances it. :func:`row_length` draws a variable row
-  length from a second, independent stream of the same row, so a two-pass kernel can size its
-  output before filling it.
+  length from a second, independent stream of the same row (:func:`length_bits`), so a two-pass
+  kernel can size its output before filling it.
 
 Nothing here depends on ``n``, shard boundaries, worker or thread counts, or call order.
 """
@@ -119,6 +119,16 @@ def unit_float(x):
 
 
 @njit(cache=True, inline="always")
+def length_bits(base, row):
+    """The 64 random bits of row ``row``'s length stream (the draw :func:`row_length` makes).
+
+    :func:`row_length` uses the high 32 bits; a kernel whose row shape needs a second draw (e.g.
+    two operand sizes) takes it from the low 32 bits.
+    """
+    return mix64(row_state(base, row) ^ _LENGTH_STREAM)
+
+
+@njit(cache=True, inline="always")
 def row_length(base, row, min_length, max_length, step):
     """Length of row ``row``: uniform over ``min_length, min_length+step, ... <= max_length``.
 
@@ -127,8 +137,7 @@ def row_length(base, row, min_length, max_length, step):
     """
     if min_length == max_length:
         return min_length
-    bits = mix64(row_state(base, row) ^ _LENGTH_STREAM)
-    return min_length + step * below(hi32(bits), (max_length - min_length) // step + 1)
+    return min_length + step * below(hi32(length_bits(base, row)), (max_length - min_length) // step + 1)
 
 
 @njit(cache=True)

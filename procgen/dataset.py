@@ -40,7 +40,7 @@ from procgen.api import check_count
 from procgen.batch import Batch
 from procgen.tasks import get_task
 
-FORMAT_VERSION = 1  # bump when a stream or the on-disk layout changes on purpose
+FORMAT_VERSION = 2  # bump when a stream or the on-disk layout changes on purpose
 MANIFEST_NAME = "procgen.json"
 _STATE_DIR = ".procgen"  # in-progress state: config.json + shard-XXXXX.json records
 _CONFIG_NAME = "config.json"

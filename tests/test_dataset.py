@@ -92,7 +92,7 @@ def test_layout_matches_what_datasets_save_to_disk_writes(tmp_path):
 def test_manifest_fields_and_command(tmp_path):
     manifest = procgen.write("dyck_shuffle", tmp_path / "d", n=20, shards=2, seed=3, split="validation",
                              progress=False, k=2, length=10, closed=True, max_depth=None)
-    assert manifest["format_version"] == 1 and manifest["procgen_version"] == procgen.__version__
+    assert manifest["format_version"] == 2 and manifest["procgen_version"] == procgen.__version__
     assert manifest["task"] == "dyck_shuffle" and manifest["seed"] == 3 and manifest["split"] == "validation"
     assert manifest["params"]["closed"] is True and manifest["params"]["max_depth"] is None
     assert manifest["dtype"] == "uint8" and manifest["vocab_size"] == 5 and manifest["pad_id"] == 4

@@ -193,3 +193,98 @@ def test_training_step_reduces_loss():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.5
+
+
+# --- untied embeddings (the official fine-tune model) ------------------------------------------
+
+def test_untied_embeddings_are_separate_parameters():
+    model = tiny(tie_embeddings=False)
+    assert model.lm_head.weight is not model.transformer.wte.weight
+    assert not torch.equal(model.lm_head.weight, model.transformer.wte.weight)
+    tied = tiny()
+    assert model.num_params() - tied.num_params() == VOCAB * 16  # one more (V, C) matrix
+    with pytest.raises(ValueError, match="tie_embeddings must be True or False"):
+        GPTConfig(vocab_size=5, tie_embeddings="no")
+
+
+def test_untied_round_trips_through_hf_and_safetensors(tmp_path):
+    model = tiny(seed=4, tie_embeddings=False)
+    ids = random_ids()
+    hf_model = model.to_hf().eval()
+    assert hf_model.config.tie_word_embeddings is False
+    assert hf_model.lm_head.weight.data_ptr() != hf_model.transformer.wte.weight.data_ptr()
+    assert torch.allclose(model(ids)[0], hf_model(ids).logits, atol=1e-5)
+    back = GPT.from_hf(hf_model).eval()
+    assert back.config.tie_embeddings is False
+    for (name, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert torch.equal(a, b), name
+    model.save_pretrained(tmp_path / "untied")
+    loaded = GPT.from_pretrained(tmp_path / "untied").eval()
+    assert loaded.lm_head.weight is not loaded.transformer.wte.weight
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+    assert torch.equal(model(ids)[0], loaded(ids)[0])
+
+
+# --- the scored-positions fast path ------------------------------------------------------------
+
+def _ragged_labels(seed, batch=12, length=20, scored_per_row=(1, 3)):
+    """Right-padded rows of random lengths whose last few positions carry labels."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (batch, length), generator=generator)
+    labels = torch.full_like(ids, -100)
+    lengths = torch.randint(4, length + 1, (batch,), generator=generator)
+    for row, n in enumerate(lengths.tolist()):
+        k = int(torch.randint(scored_per_row[0], scored_per_row[1] + 1, (1,), generator=generator))
+        labels[row, n - k:n] = ids[row, n - k:n]
+    return ids, labels, lengths
+
+
+def _loss_and_grads(model, compute):
+    model.zero_grad()
+    loss = compute()
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("groups", [1, 3, 12])
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("per_row", [(1, 1), (1, 3), (10, 16)])  # few scored (pruned) / most scored (full)
+def test_scored_forward_equals_the_full_computation(groups, tied, per_row):
+    model = tiny(seed=1, tie_embeddings=tied).train()
+    ids, labels, _ = _ragged_labels(seed=2, scored_per_row=per_row)
+    full_loss, full_grads = _loss_and_grads(model, lambda: model(ids, labels=labels)[1])
+    fast_loss, fast_grads = _loss_and_grads(
+        model, lambda: model.scored_forward(ids, labels, length_groups=groups)[2])
+    assert torch.allclose(full_loss, fast_loss, atol=1e-6)
+    for name, grad in full_grads.items():
+        assert torch.allclose(grad, fast_grads[name], atol=1e-6, rtol=1e-5), name
+    # the flag that lets DDP call the fast path
+    assert torch.allclose(model(ids, labels=labels, only_scored=True, length_groups=groups)[1], full_loss, atol=1e-6)
+
+
+def test_scored_forward_logits_and_targets_line_up_with_forward():
+    model = tiny(seed=5)
+    ids, labels, _ = _ragged_labels(seed=6)
+    full = model(ids)[0]
+    logits, targets, _ = model.scored_forward(ids, labels, length_groups=4)
+    for row in range(ids.shape[0]):
+        positions = [t for t in range(ids.shape[1] - 1) if labels[row, t + 1] != -100]
+        assert targets[row, :len(positions)].tolist() == [int(labels[row, t + 1]) for t in positions]
+        assert (targets[row, len(positions):] == -100).all()
+        assert torch.allclose(logits[row, :len(positions)], full[row, positions], atol=1e-5)
+
+
+def test_scored_forward_with_a_padding_mask():
+    model = tiny(seed=7)
+    ids, labels, lengths = _ragged_labels(seed=8)
+    mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
+    mask[:, :2] = 0  # left padding too: the mask matters now
+    labels[:, :3] = -100
+    full = model(ids, labels=labels, attention_mask=mask)[1]
+    fast = model.scored_forward(ids, labels, attention_mask=mask, length_groups=3)[2]
+    assert torch.allclose(full, fast, atol=1e-6)
+
+
+def test_only_scored_needs_labels():
+    with pytest.raises(ValueError, match="only_scored=True needs labels"):
+        tiny()(random_ids(), only_scored=True)

@@ -40,7 +40,8 @@ def test_cli_writes_table_json_and_plots_with_every_condition(haystack_run):
     assert table in output  # the table is also printed
     for condition in experiment.conditions:
         row = next(line for line in table.splitlines() if line.startswith(f"| {condition.name} |"))
-        assert row.count(" ± ") == 1 and len(row.split(" | ")[-1].split(", ")) == 2  # two seeds
+        # official scoring and every answer token; two seeds
+        assert row.count(" ± ") == 2 and len(row.split(" | ")[-1].split(", ")) == 2
         reference = condition.reference_for("haystack")
         assert ("(ref " in row) == (reference is not None)
         if reference is not None:
@@ -51,6 +52,8 @@ def test_cli_writes_table_json_and_plots_with_every_condition(haystack_run):
     assert got == {(c.name, s) for c in experiment.conditions for s in (0, 1)}
     for record in runs["runs"]:
         assert 0.0 <= record["accuracy"] <= 1.0 and record["eval_rows"] == rp.BUDGETS["smoke"].eval_rows
+        assert 0.0 <= record["accuracy_all"] <= 1.0
+        assert record["scored_tokens"] == record["eval_rows"]  # official haystack scoring: one value per row
         assert [step for step, _ in record["curve"]] == [1, 2]
     for name in ("results.png", "curves.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -71,6 +74,7 @@ def test_rerun_reuses_finished_runs_and_extends_seeds(tmp_path):
     first = rp.reproduce("components", seeds=1, budget=TINY, out=tmp_path, log=lines.append)
     started = [line for line in lines if line.startswith("[components]")]
     assert len(started) == 2 and len(first["runs"]) == 2
+    assert len([line for line in lines if line.startswith("    [components]")]) == 2  # finished
     lines.clear()
     second = rp.reproduce("components", seeds=2, budget=TINY, out=tmp_path, log=lines.append)
     started = [line for line in lines if line.startswith("[components]")]
@@ -92,7 +96,7 @@ def test_assembly_takes_attention_and_mlps_from_different_warmups(tmp_path, monk
     assert seen == {"attn": vocab["set"], "mlp": vocab["eca"]}
     table = result["table"]
     row = next(line for line in table.splitlines() if line.startswith("| set attention + eca MLPs |"))
-    assert row.count(" ± ") == 5 and "(ref 89.3)" in row  # four targets and their mean
+    assert row.count(" ± ") == 9 and "(ref 89.3)" in row  # four targets, their mean, four "all tokens"
 
 
 def test_target_params_reach_training_and_scoring_and_warmups_are_shared(tmp_path):
@@ -124,10 +128,57 @@ def test_controls_change_the_transferred_model(tmp_path):
     assert len(set(loss.values())) == 4
 
 
+def test_jobs_2_gives_the_results_of_jobs_1(tmp_path):
+    one = rp.reproduce("haystack", seeds=1, budget=TINY, out=tmp_path / "one", log=None, jobs=1, threads=1)
+    two = rp.reproduce("haystack", seeds=1, budget=TINY, out=tmp_path / "two", log=None, jobs=2, threads=1)
+    fields = ("condition", "seed", "accuracy", "accuracy_all", "eval_loss", "train_loss", "curve")
+    assert [[r[f] for f in fields] for r in one["runs"]] == [[r[f] for f in fields] for r in two["runs"]]
+    assert not (tmp_path / "two" / rp.FINETUNE_DIR).exists() or not any((tmp_path / "two" / rp.FINETUNE_DIR).iterdir())
+
+
+def test_paper_protocol_is_the_official_finetune():
+    paper = rp.get_budget("paper")
+    assert (paper.finetune_steps, paper.finetune_batch_size, paper.finetune_lr) == (10_000, 1000, 1e-3)
+    assert (paper.lr_warmup_steps, paper.weight_decay, paper.min_lr_ratio) == (500, 1e-3, 0.0)
+    assert tuple(paper.betas) == (0.9, 0.999) and paper.eval_rows == 4000  # HF Trainer's AdamW defaults
+    assert paper.tie_embeddings is False and paper.scoring == "reference" and paper.official_model
+    quarter = rp.get_budget("quarter")
+    assert quarter.finetune_steps == 2500 and dataclasses.replace(quarter, name="paper", finetune_steps=10_000,
+                                                                  warmup_steps=10_000, eval_every=500) == paper
+
+
+def test_official_transfer_rules(tmp_path):
+    from procgen.train.model import GPT, GPTConfig
+
+    budget = dataclasses.replace(TINY, tie_embeddings=False, scoring="reference", official_model=True)
+    runner = rp._Runner(tmp_path, budget, "cpu", False, lambda line: None)
+    donor = GPT(GPTConfig(vocab_size=9, block_size=64))  # a warm-up shorter than the haystack's 100 positions
+    runner.warm_model = lambda warmup, model_name, seed: donor
+    warm = rp.WarmUp("dyck")
+    mean = donor.transformer.wte.weight.detach().mean(0)
+
+    torch.manual_seed(0)
+    everything = GPT(GPTConfig(vocab_size=256, block_size=100, tie_embeddings=False))
+    wpe_before = everything.transformer.wpe.weight.detach().clone()
+    runner._initialise(everything, rp.Condition("all", (rp.Donor(("all",), warm),)), "2_4_16", 0)
+    for rows in (everything.transformer.wte.weight, everything.lm_head.weight):
+        assert torch.equal(rows.detach(), mean.expand(256, 16))  # input and output rows: the donor's mean
+    assert torch.equal(everything.transformer.wpe.weight, wpe_before)  # donor context 64 < 100: kept random
+    assert torch.equal(everything.transformer.h[1].mlp.c_fc.weight, donor.transformer.h[1].mlp.c_fc.weight)
+
+    attention_only = GPT(GPTConfig(vocab_size=256, block_size=100, tie_embeddings=False))
+    wte_before = attention_only.transformer.wte.weight.detach().clone()
+    runner._initialise(attention_only, rp.Condition("attn", (rp.Donor(("attn",), warm),)), "2_4_16", 0)
+    assert torch.equal(attention_only.transformer.wte.weight, wte_before)  # official: embeddings stay random
+    assert torch.equal(attention_only.transformer.h[0].attn.c_attn.weight, donor.transformer.h[0].attn.c_attn.weight)
+
+
 @pytest.mark.parametrize("bad, message", [
     (dict(experiments="nope"), "unknown experiment 'nope'"),
     (dict(budget="huge"), "unknown budget 'huge'"),
     (dict(seeds=0), "seeds must be an integer >= 1"),
+    (dict(jobs=0), "jobs must be an integer >= 1"),
+    (dict(threads=0), "threads must be None or an integer >= 1"),
 ])
 def test_bad_arguments_name_the_problem(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):

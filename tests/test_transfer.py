@@ -128,9 +128,10 @@ def test_embeddings_mean_untied_llama():
     src, dst = llama(1, vocab=30), llama(2, vocab=50)
     report = transfer(src, dst, "attn", embeddings="mean")
     assert report["embedding_params"] == ["model.embed_tokens.weight", "lm_head.weight"]
-    for name, src_tensor in (("embed_tokens", src.model.embed_tokens), ("lm_head", src.lm_head)):
-        dst_rows = (dst.model.embed_tokens if name == "embed_tokens" else dst.lm_head).weight.detach()
-        assert torch.equal(dst_rows, src_tensor.weight.detach().mean(dim=0).expand(50, 16))
+    mean = src.model.embed_tokens.weight.detach().mean(dim=0)  # official: output rows from the input embedding
+    for dst_module in (dst.model.embed_tokens, dst.lm_head):
+        assert torch.equal(dst_module.weight.detach(), mean.expand(50, 16))
+    assert not torch.equal(mean, src.lm_head.weight.detach().mean(dim=0))
 
 
 def test_layer_mapping_deeper_source():

@@ -47,6 +47,7 @@ _MODULES: dict[str, str] = {
 }
 
 _MISSING = object()
+SCORINGS = ("reference", "all")  # which answer positions count: the official harness's, or every one
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,11 @@ class Task:
     row_task: Callable[[dict, int, int], np.ndarray] | None = None
     row_task_names: Callable[[dict], list] | None = None
     batch_validator: Callable | None = None
+    # The positions the paper's official harness scores (and trains on), when they are not simply
+    # "every answer token": reference_span(lengths, answer_start, params) -> (lo, hi), per-row int64
+    # arrays; label positions lo .. hi-1 are scored. hi may be length + 1: the official harness pads
+    # rows to a fixed width and also scores the prediction of the first pad token after the row.
+    reference_span: Callable | None = None
     notes: str = ""
     param_index: dict = field(init=False, repr=False, compare=False)
 
@@ -202,6 +208,26 @@ class Task:
         if self.batch_validator is not None:
             return self.batch_validator(batch)
         return self.validator(batch.tokens, batch.offsets, batch.answer_start, batch.params)
+
+    def scored_span(self, lengths, answer_start, params: dict, scoring: str = "all"):
+        """Per row, the label positions ``lo .. hi-1`` that ``scoring`` scores.
+
+        ``"all"``: every answer token (``answer_start .. length-1``). ``"reference"``: the positions
+        the paper's official harness scores (the same as ``"all"`` for tasks it has no probe for).
+
+        >>> import numpy as np
+        >>> lo, hi = get_task("sort").scored_span(np.array([9]), np.array([5]), {}, "reference")
+        >>> lo.tolist(), hi.tolist()
+        ([5], [9])
+        """
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
+        lengths = np.asarray(lengths, dtype=np.int64)
+        answer_start = np.asarray(answer_start, dtype=np.int64)
+        if scoring == "reference" and self.reference_span is not None:
+            lo, hi = self.reference_span(lengths, answer_start, params)
+            return np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+        return answer_start.copy(), lengths.copy()
 
     def vocab_size(self, params: dict) -> int:
         """Model vocabulary size (every id the task can emit, plus padding if it has one)."""

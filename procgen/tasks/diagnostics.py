@@ -1,34 +1,56 @@
 """Diagnostic tasks: needle-in-a-haystack recall and digit arithmetic (the paper's downstream probes).
 
-Every row is prompt then answer; ``answer_start`` is the index of the first answer token (unlike
-the reference harness, it includes the first answer digit, see docs/differences.md).
+The defaults reproduce the paper's official harness (``downstream/algorithmic_tasks/task_*.py`` of
+its released code) exactly. Every row is prompt then answer; ``answer_start`` is the index of the
+first answer token. The official harness scores (and trains on) a sub-span of the answer, given by
+each task's ``reference_span`` (``Task.scored_span(..., scoring="reference")``; a label at position
+``t`` is predicted by the model at ``t - 1``).
 
 haystack (vocabulary 256, uint8)
     ``k_1 v_1 ... k_p v_p q v [<eos>]``. The ``p`` keys are distinct, drawn uniformly among 30 keys
     (key ``k`` is id ``128 + k``, ``k`` in 0..29) in random order; each value is uniform in
     1..127 (id = value; values may repeat). The query is id ``158 + k`` for a key drawn uniformly
     among the row's ``p`` keys, followed by that key's value. Length ``2p + 2`` (``+1`` with
-    ``eos``: id 188), ``answer_start = 2p + 1``. ``p = pairs`` (default 30), or uniform in
-    ``[min_pairs, max_pairs]``. Pad id 0 (never a value). Ids 189..255 are unused.
+    ``eos``: id 188), ``answer_start = 2p + 1``. ``p`` is uniform in ``[min_pairs, max_pairs]``
+    per row (default 1..30, as in the official harness), or fixed by ``pairs``. Pad id 0 (never a
+    value). Ids 189..255 are unused.
+
+    Official scoring: the value after the query only (label ``answer_start``; never the end token).
 
 addition, reversed_addition, multiplication (vocabulary 32, uint8)
-    Operands are uniform in ``[0, 10^d)`` written with leading zeros to exactly ``d`` digits (ids
-    0..9), so every row of a given ``d`` has the same shape. The answer has a fixed width too
-    (``d + 1`` digits for a sum, ``2d`` for a product, leading zeros kept), each answer digit
-    ``x`` written as ``20 + x``, then the stop token 30. ``'+'`` and ``'*'`` are 10, ``'='`` is 11,
-    pad is 31; ids 12..19 are unused.
+    ``a OP b = r <stop>``: operand digits are ids 0..9, ``'+'``/``'*'`` is 10, ``'='`` is 11, each
+    answer digit ``x`` is ``20 + x``, the stop token is 30, pad is 31; ids 12..19 are unused.
 
-    * addition (d=5): ``a + b = s <stop>``, most significant digit first; length ``3d + 4``.
-    * reversed_addition (d=10): the same with *all three* numbers least significant digit first.
-    * multiplication (d=5): ``a * b = p <stop>``, most significant digit first; length ``4d + 3``.
+    * Official layout (default). Each operand has exactly ``o`` digits and no leading zero: ``o``
+      is uniform in ``[min_digits, max_digits]``, drawn for ``a`` and ``b`` independently, then
+      the value is uniform in ``[10^(o-1), 10^o - 1]`` (the harness's ``drawnum()``). The answer
+      is the plain decimal result without leading zeros: a sum of ``o``-digit operands has ``o``
+      or ``o + 1`` digits, a product of ``o_a``- and ``o_b``-digit operands ``o_a + o_b - 1`` or
+      ``o_a + o_b``. Rows therefore vary in length: ``o_a + o_b + 3 + (answer digits)``, with
+      ``answer_start = o_a + o_b + 2`` (the first answer digit, right after ``'='``).
+    * ``fixed_width=True`` (our earlier layout). Both operands of a row share ``d`` digits (uniform
+      in ``[min_digits, max_digits]``) and are uniform in ``[0, 10^d)`` written with leading
+      zeros; the answer has a fixed width too (``d + 1`` digits for a sum, ``2d`` for a product,
+      leading zeros kept). Length ``3d + 4`` (sums) or ``4d + 3`` (products),
+      ``answer_start = 2d + 2``.
 
-    ``answer_start = 2d + 2`` (the first answer digit). ``d = digits``, or uniform in
-    ``[min_digits, max_digits]`` per row (both operands of a row share ``d``).
+    addition (d=5) and multiplication (d=5) write every number most significant digit first;
+    reversed_addition (d=10) writes both operands *and* the sum least significant digit first.
+
+    Official scoring: the harness pads every row with id 12 to ``W = 3*max_digits + 4`` (sums) or
+    ``5*max_digits + 4`` (products) and scores every position whose *current* token is ``>= 20``,
+    predicting the next one: answer digits 2..n, the stop token and, since the stop token (30) is
+    itself ``>= 20``, the first pad position after the stop whenever the row is shorter than
+    ``W``. So labels ``answer_start + 1 .. length - 1``, plus ``length`` if ``length < W``; the
+    first answer digit (predicted at ``'='``) is never scored. With ``fixed_width=True``: labels
+    ``answer_start + 1 .. length - 1``.
 
 Example
 -------
 >>> import procgen
 >>> procgen.addition(n=1, digits=2, seed=0).render(0)
+'8 1 + 4 4 = | a1 a2 a5 <stop>'
+>>> procgen.addition(n=1, digits=2, seed=0, fixed_width=True).render(0)
 '7 9 + 3 7 = | a1 a1 a6 <stop>'
 """
 
@@ -37,7 +59,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from procgen._rng import below, hi32, lo32, next_u64, row_offsets, row_state
+from procgen._rng import below, hi32, length_bits, lo32, next_u64, row_offsets, row_state
 from procgen.tasks import Param, Task, check_result
 
 # haystack ids
@@ -92,6 +114,7 @@ def _haystack_fill(base, start, offsets, eos, out, answer_start):
 
 
 def _haystack_kernel(base, start, count, params, dtype):
+    # row lengths 2p + 2 + eos in steps of 2 from the length stream: p uniform in [min_pairs, max_pairs]
     eos = int(params["eos"])
     offsets = row_offsets(np.uint64(base), start, count, 2 * params["min_pairs"] + 2 + eos,
                           2 * params["max_pairs"] + 2 + eos, 2)
@@ -102,34 +125,76 @@ def _haystack_kernel(base, start, count, params, dtype):
 
 
 # --- arithmetic generator (whole-number draws; uint64 arithmetic when it fits, else digit-wise) --
+# Two passes: the operand digit counts come from each row's length stream (procgen._rng.length_bits),
+# so a first pass sizes the output from them alone; the second draws the operands from the row's
+# content stream and writes rows back to back. A row's size bound exceeds its length by at most
+# one token (a sum without carry out, a product one digit short), so at most ``count`` tokens of
+# the buffer are trimmed.
 
 _CHUNK = 9  # digits per 64-bit draw: 10^9 / 2^64 keeps the draw's non-uniformity below 1e-10
 _POW10 = np.array([10 ** k for k in range(_CHUNK + 1)], np.uint64)
 # numba turns uint64 <op> Python int into float64: keep every constant of the uint64 math uint64
 _TEN = np.uint64(10)
+_NINE = np.uint64(9)
 _S32 = np.uint64(32)
 _ANSWER_BASE_U = np.uint64(ANSWER_BASE)
-_SUM_FITS = 18  # a + b < 2 * 10^18 < 2^64
-_PRODUCT_FITS = 9  # a * b < 10^18 < 2^64
+_SUM_FITS = 18  # a + b < 2 * 10^18 < 2^64 when both have at most 18 digits
+_PRODUCT_FITS = 18  # a * b < 10^(o_a + o_b) <= 10^18 < 2^64
 
 
 @njit(cache=True, inline="always")
-def _below_pow10(bits, k):
-    """floor(bits * 10^k / 2^64): an integer in [0, 10^k) from 64 random bits (k <= 9).
+def _scale(bits, m):
+    """floor(bits * m / 2^64): an integer in [0, m) from 64 random bits (m < 2^32).
 
-    Multiply-shift with 64-bit input: each value has probability within 10^k / 2^64 (relative)
-    of uniform. The 64x32-bit high product is assembled from 32-bit halves (no 128-bit ints).
+    Multiply-shift with 64-bit input: each value has probability within m / 2^64 (relative) of
+    uniform. The 64x32-bit high product is assembled from 32-bit halves (no 128-bit ints).
     """
-    m = _POW10[k]
     return (hi32(bits) * m + ((lo32(bits) * m) >> _S32)) >> _S32
 
 
 @njit(cache=True, inline="always")
-def _draw_operand(state, out, at, d, reverse):
-    """Write a uniform d-digit number (leading zeros kept) at ``out[at:at+d]``.
+def _operand_digits(base, row, min_digits, max_digits, fixed_width):
+    """Digit counts ``(o_a, o_b)`` of row ``row``, drawn from its length stream.
 
-    Digits of significance ``i`` go to ``at + i`` if ``reverse`` else ``at + d-1-i``. Returns
-    ``(state, value)``; ``value`` is the number itself when d <= 19 (it wraps beyond, unused).
+    Each is uniform in ``[min_digits, max_digits]``, independently (the official ``drawnum()``);
+    with ``fixed_width`` both operands take the first draw (the earlier layout's row length draw).
+    """
+    if min_digits == max_digits:
+        return min_digits, min_digits
+    bits = length_bits(base, row)
+    span = max_digits - min_digits + 1
+    o_a = min_digits + below(hi32(bits), span)
+    o_b = o_a if fixed_width else min_digits + below(lo32(bits), span)
+    return o_a, o_b
+
+
+@njit(cache=True, inline="always")
+def _result_digits(op, o_a, o_b):
+    """Most digits the result can have: ``max(o_a, o_b) + 1`` for a sum, ``o_a + o_b`` for a product."""
+    return max(o_a, o_b) + 1 if op == _ADD else o_a + o_b
+
+
+@njit(cache=True)
+def _arith_capacity(base, start, count, op, fixed_width, min_digits, max_digits):
+    """Size pass: the most tokens rows ``start .. start+count-1`` can take."""
+    total = 0
+    for r in range(count):
+        o_a, o_b = _operand_digits(base, start + r, min_digits, max_digits, fixed_width)
+        total += o_a + o_b + 3 + _result_digits(op, o_a, o_b)
+    return total
+
+
+@njit(cache=True, inline="always")
+def _draw_operand(state, out, at, d, reverse, leading):
+    """Write a uniform d-digit number at ``out[at:at+d]``.
+
+    ``leading``: the number is uniform in ``[10^(d-1), 10^d)`` (no leading zero); otherwise uniform
+    in ``[0, 10^d)`` with leading zeros kept. Drawn in chunks of up to 9 digits, least significant
+    first, one 64-bit draw per chunk; with ``leading`` the most significant chunk of ``k`` digits
+    is uniform in ``[10^(k-1), 10^k)`` (a leading digit uniform in 1..9 and uniform digits below
+    it: exactly a uniform number without leading zero). Digits of significance ``i`` go to
+    ``at + i`` if ``reverse`` else ``at + d-1-i``. Returns ``(state, value)``; ``value`` is the
+    number itself when d <= 19 (it wraps beyond, unused).
     """
     value = np.uint64(0)
     scale = np.uint64(1)
@@ -137,7 +202,10 @@ def _draw_operand(state, out, at, d, reverse):
     while i < d:
         k = min(_CHUNK, d - i)
         state, bits = next_u64(state)
-        x = _below_pow10(bits, k)
+        if leading and i + k == d:
+            x = _POW10[k - 1] + _scale(bits, _NINE * _POW10[k - 1])
+        else:
+            x = _scale(bits, _POW10[k])
         value += x * scale
         scale *= _POW10[k]
         for _ in range(k):
@@ -150,27 +218,35 @@ def _draw_operand(state, out, at, d, reverse):
 
 @njit(cache=True, inline="always")
 def _digit(out, at, d, reverse, i):
-    """Digit of significance ``i`` of the d-digit number written at ``out[at:at+d]``."""
+    """Digit of significance ``i`` of the d-digit number written at ``out[at:at+d]`` (0 beyond it)."""
+    if i >= d:
+        return np.uint64(0)
     return np.uint64(out[at + (i if reverse else d - 1 - i)])
 
 
 @njit(cache=True)
-def _arith_fill(base, start, offsets, op, reverse, out, answer_start, max_digits):
+def _arith_fill(base, start, op, reverse, fixed_width, min_digits, max_digits, out, offsets, answer_start):
+    """Fill pass: write rows ``start ..`` back to back into ``out``; return the tokens written.
+
+    ``offsets`` (``count + 1`` entries, from 0) and ``answer_start`` receive each row's bounds and
+    first answer position; ``column`` holds the result's digits, least significant first.
+    """
     count = offsets.shape[0] - 1
-    column = np.empty(2 * max_digits, np.uint64)  # answer digits, least significant first
+    column = np.empty(2 * max_digits, np.uint64)
+    leading = not fixed_width
+    offsets[0] = 0
+    p = 0
     for r in range(count):
+        o_a, o_b = _operand_digits(base, start + r, min_digits, max_digits, fixed_width)
         state = row_state(base, start + r)
-        first = offsets[r]
-        length = offsets[r + 1] - first
-        d = (length - 4) // 3 if op == _ADD else (length - 3) // 4
-        at_b = first + d + 1
-        state, value_a = _draw_operand(state, out, first, d, reverse)
-        state, value_b = _draw_operand(state, out, at_b, d, reverse)
-        out[first + d] = OP
-        out[at_b + d] = EQUALS
-        answer = first + 2 * d + 2
-        width = d + 1 if op == _ADD else 2 * d
-        if (op == _ADD and d <= _SUM_FITS) or (op != _ADD and d <= _PRODUCT_FITS):
+        at_b = p + o_a + 1
+        state, value_a = _draw_operand(state, out, p, o_a, reverse, leading)
+        state, value_b = _draw_operand(state, out, at_b, o_b, reverse, leading)
+        answer = at_b + o_b + 1
+        out[at_b - 1] = OP
+        out[answer - 1] = EQUALS
+        width = _result_digits(op, o_a, o_b)
+        if (op == _ADD and max(o_a, o_b) <= _SUM_FITS) or (op != _ADD and o_a + o_b <= _PRODUCT_FITS):
             value = value_a + value_b if op == _ADD else value_a * value_b
             for i in range(width):
                 q = value // _TEN
@@ -178,41 +254,44 @@ def _arith_fill(base, start, offsets, op, reverse, out, answer_start, max_digits
                 value = q
         elif op == _ADD:  # long addition, digit by digit
             carry = np.uint64(0)
-            for i in range(d):
-                total = _digit(out, first, d, reverse, i) + _digit(out, at_b, d, reverse, i) + carry
+            for i in range(width - 1):
+                total = _digit(out, p, o_a, reverse, i) + _digit(out, at_b, o_b, reverse, i) + carry
                 carry = np.uint64(1) if total >= _TEN else np.uint64(0)
                 column[i] = total - carry * _TEN
-            column[d] = carry
+            column[width - 1] = carry
         else:  # long multiplication: column sums, then carries
             column[:width] = 0
-            for i in range(d):
-                a_i = _digit(out, first, d, reverse, i)
-                for j in range(d):
-                    column[i + j] += a_i * _digit(out, at_b, d, reverse, j)
+            for i in range(o_a):
+                a_i = _digit(out, p, o_a, reverse, i)
+                for j in range(o_b):
+                    column[i + j] += a_i * _digit(out, at_b, o_b, reverse, j)
             carry = np.uint64(0)
             for i in range(width):
                 total = column[i] + carry
                 carry = total // _TEN
                 column[i] = total - carry * _TEN
+        if leading and column[width - 1] == 0:
+            width -= 1  # operands without leading zeros: the result is at most one digit short
         for i in range(width):
             out[np.uint64(answer + (i if reverse else width - 1 - i))] = _ANSWER_BASE_U + column[i]
         out[answer + width] = STOP
-        answer_start[r] = 2 * d + 2
-
-
-def _arith_row_shape(op):
-    """(tokens per digit of d, constant tokens): addition 3d+4, multiplication 4d+3."""
-    return (3, 4) if op == _ADD else (4, 3)
+        answer_start[r] = answer - p
+        p = answer + width + 1
+        offsets[r + 1] = p
+    return p
 
 
 def _arith_kernel(op, reverse):
     def kernel(base, start, count, params, dtype):
-        per_digit, extra = _arith_row_shape(op)
-        offsets = row_offsets(np.uint64(base), start, count, per_digit * params["min_digits"] + extra,
-                              per_digit * params["max_digits"] + extra, per_digit)
-        tokens = np.empty(offsets[-1], dtype)
+        base = np.uint64(base)
+        fixed_width = bool(params["fixed_width"])
+        low, high = params["min_digits"], params["max_digits"]
+        tokens = np.empty(_arith_capacity(base, start, count, op, fixed_width, low, high), dtype)
+        offsets = np.empty(count + 1, np.int64)
         answer_start = np.empty(count, np.int32)
-        _arith_fill(np.uint64(base), start, offsets, op, reverse, tokens, answer_start, params["max_digits"])
+        total = _arith_fill(base, start, op, reverse, fixed_width, low, high, tokens, offsets, answer_start)
+        if total < tokens.shape[0]:
+            tokens.resize(total, refcheck=False)  # realloc in place: nothing else references the buffer
         return tokens, offsets, answer_start
 
     return kernel
@@ -222,9 +301,10 @@ def _arith_kernel(op, reverse):
 
 _OK, _BAD_LENGTH, _BAD_ANSWER_START, _BAD_KEY, _DUPLICATE_KEY, _BAD_VALUE, _BAD_QUERY, _QUERY_ABSENT, \
     _WRONG_VALUE, _BAD_EOS, _BAD_DIGIT, _BAD_OPERATOR, _BAD_EQUALS, _BAD_ANSWER_DIGIT, _BAD_STOP, \
-    _WRONG_ANSWER = range(16)
+    _WRONG_ANSWER, _BAD_DIGIT_COUNT, _UNEQUAL_OPERANDS, _BAD_ANSWER_LENGTH, _LEADING_ZERO_OPERAND, \
+    _LEADING_ZERO_ANSWER = range(21)
 _REASONS = {
-    _BAD_LENGTH: "row length does not match an allowed pair/digit count",
+    _BAD_LENGTH: "row length does not match an allowed pair count",
     _BAD_ANSWER_START: "answer_start is not the position of the first answer token",
     _BAD_KEY: "key token outside 128..157",
     _DUPLICATE_KEY: "a key appears twice",
@@ -234,11 +314,17 @@ _REASONS = {
     _WRONG_VALUE: "answer is not the value paired with the queried key",
     _BAD_EOS: "end token (188) missing",
     _BAD_DIGIT: "operand token outside 0..9",
-    _BAD_OPERATOR: "operator token missing after the first operand",
-    _BAD_EQUALS: "'=' (11) missing after the second operand",
+    _BAD_OPERATOR: "operator token (10) missing",
+    _BAD_EQUALS: "'=' (11) missing after the operator",
     _BAD_ANSWER_DIGIT: "answer token outside 20..29",
     _BAD_STOP: "stop token (30) missing at the end",
     _WRONG_ANSWER: "answer digits are not the result of the operation",
+    _BAD_DIGIT_COUNT: "an operand's digit count is outside [min_digits, max_digits]",
+    _UNEQUAL_OPERANDS: "fixed_width: the two operands have different digit counts",
+    _BAD_ANSWER_LENGTH: "answer digit count does not fit the operands (fixed_width: exactly d+1 for a sum, "
+                        "2d for a product; else at most that, and at least 1)",
+    _LEADING_ZERO_OPERAND: "an operand starts with a 0 (leading zeros only with fixed_width=True)",
+    _LEADING_ZERO_ANSWER: "the answer starts with a 0 (leading zeros only with fixed_width=True)",
 }
 
 
@@ -294,10 +380,21 @@ def _read_limbs(tokens, at, n_digits, reverse, offset, limbs):
     return n_limbs
 
 
+@njit(cache=True, inline="always")
+def _find(tokens, first, begin, end, token):
+    """Row position (``begin <= j < end``) of the first ``token`` in the row starting at ``first``, or -1."""
+    for j in range(begin, end):
+        if np.int64(tokens[first + j]) == token:
+            return j
+    return -1
+
+
 @njit(cache=True)
-def _arith_check(tokens, offsets, answer_start, op, reverse, min_digits, max_digits):
+def _arith_check(tokens, offsets, answer_start, op, reverse, fixed_width, min_digits, max_digits):
+    """Parse each row from its tokens (operator and '=' located by scanning), check its shape and
+    leading zeros, then recompute the result in base-10^4 limbs (no replay of the sampling)."""
     count = offsets.shape[0] - 1
-    size = 2 * max_digits // _LIMB_DIGITS + 3
+    size = 2 * ((max_digits + _LIMB_DIGITS - 1) // _LIMB_DIGITS) + 2
     a = np.zeros(size, np.int64)
     b = np.zeros(size, np.int64)
     expected = np.zeros(size, np.int64)
@@ -305,43 +402,50 @@ def _arith_check(tokens, offsets, answer_start, op, reverse, min_digits, max_dig
     for r in range(count):
         first = offsets[r]
         length = offsets[r + 1] - first
-        if op == _ADD:
-            d, rest = (length - 4) // 3, (length - 4) % 3
-            width = d + 1
-        else:
-            d, rest = (length - 3) // 4, (length - 3) % 4
-            width = 2 * d
-        if rest != 0 or d < min_digits or d > max_digits:
-            return r, _BAD_LENGTH
-        if answer_start[r] != 2 * d + 2:
-            return r, _BAD_ANSWER_START
-        for j in range(2 * d + 2):
+        op_at = _find(tokens, first, 0, length, OP)
+        if op_at < 0:
+            return r, _BAD_OPERATOR
+        eq_at = _find(tokens, first, op_at + 1, length, EQUALS)
+        if eq_at < 0:
+            return r, _BAD_EQUALS
+        for j in range(eq_at):
             token = np.int64(tokens[first + j])
-            if j == d:
-                if token != OP:
-                    return r, _BAD_OPERATOR
-            elif j == 2 * d + 1:
-                if token != EQUALS:
-                    return r, _BAD_EQUALS
-            elif token < 0 or token > 9:
+            if j != op_at and (token < 0 or token > 9):
                 return r, _BAD_DIGIT
-        for j in range(width):
-            token = np.int64(tokens[first + 2 * d + 2 + j])
-            if token < ANSWER_BASE or token > ANSWER_BASE + 9:
-                return r, _BAD_ANSWER_DIGIT
+        n_a, n_b = op_at, eq_at - op_at - 1
+        if n_a < min_digits or n_a > max_digits or n_b < min_digits or n_b > max_digits:
+            return r, _BAD_DIGIT_COUNT
+        if fixed_width and n_a != n_b:
+            return r, _UNEQUAL_OPERANDS
+        if answer_start[r] != eq_at + 1:
+            return r, _BAD_ANSWER_START
         if np.int64(tokens[first + length - 1]) != STOP:
             return r, _BAD_STOP
-        na = _read_limbs(tokens, first, d, reverse, 0, a)
-        _read_limbs(tokens, first + d + 1, d, reverse, 0, b)
-        n_given = _read_limbs(tokens, first + 2 * d + 2, width, reverse, ANSWER_BASE, given)
-        n_expected = 2 * na + 1
+        n_answer = length - eq_at - 2
+        for j in range(eq_at + 1, length - 1):
+            token = np.int64(tokens[first + j])
+            if token < ANSWER_BASE or token > ANSWER_BASE + 9:
+                return r, _BAD_ANSWER_DIGIT
+        most = max(n_a, n_b) + 1 if op == _ADD else n_a + n_b
+        if n_answer < 1 or n_answer > most or (fixed_width and n_answer != most):
+            return r, _BAD_ANSWER_LENGTH
+        if not fixed_width:  # the most significant digit of each number is not 0
+            if tokens[first + (n_a - 1 if reverse else 0)] == 0 \
+                    or tokens[first + op_at + 1 + (n_b - 1 if reverse else 0)] == 0:
+                return r, _LEADING_ZERO_OPERAND
+            if tokens[first + eq_at + 1 + (n_answer - 1 if reverse else 0)] == ANSWER_BASE:
+                return r, _LEADING_ZERO_ANSWER
+        limbs_a = _read_limbs(tokens, first, n_a, reverse, 0, a)
+        limbs_b = _read_limbs(tokens, first + op_at + 1, n_b, reverse, 0, b)
+        n_given = _read_limbs(tokens, first + eq_at + 1, n_answer, reverse, ANSWER_BASE, given)
+        n_expected = limbs_a + limbs_b + 1
         expected[:n_expected] = 0
         if op == _ADD:
-            for i in range(na):
-                expected[i] = a[i] + b[i]
+            for i in range(max(limbs_a, limbs_b)):
+                expected[i] = (a[i] if i < limbs_a else 0) + (b[i] if i < limbs_b else 0)
         else:
-            for i in range(na):
-                for j in range(na):
+            for i in range(limbs_a):
+                for j in range(limbs_b):
                     expected[i + j] += a[i] * b[j]
         for i in range(n_expected - 1):  # carry propagation in base 10^4
             expected[i + 1] += expected[i] // _LIMB
@@ -364,9 +468,31 @@ def _haystack_validate(tokens, offsets, answer_start, params):
 def _arith_validator(op, reverse):
     def validate(tokens, offsets, answer_start, params):
         return _result(_arith_check(tokens, np.asarray(offsets, np.int64), np.asarray(answer_start, np.int32),
-                                    op, reverse, params["min_digits"], params["max_digits"]))
+                                    op, reverse, bool(params["fixed_width"]), params["min_digits"],
+                                    params["max_digits"]))
 
     return validate
+
+
+# --- the positions the official harness scores --------------------------------------------------
+
+def _haystack_reference_span(lengths, answer_start, params):
+    """The value after the query only: the harness scores the positions whose current token is a
+    query (ids >= 158), never the end token."""
+    return answer_start, answer_start + 1
+
+
+def _arith_reference_span(op):
+    def reference_span(lengths, answer_start, params):
+        """Answer digits 2..n and the stop token; in the official layout also the first pad
+        position when the row is shorter than the harness's padded width (it scores every
+        position whose current token is >= 20, and the stop token 30 is one)."""
+        if params["fixed_width"]:
+            return answer_start + 1, lengths
+        padded_width = (3 if op == _ADD else 5) * params["max_digits"] + 4
+        return answer_start + 1, lengths + (lengths < padded_width)
+
+    return reference_span
 
 
 # --- vocabularies, parameters, tasks ------------------------------------------------------------
@@ -398,29 +524,61 @@ def _resolve_range(task, params, name):
     return params
 
 
-def _range_params(name, default, high, what):
+def _resolve_pairs(params):
+    """``pairs``, when set, fixes the count (it must lie in ``[min_pairs, max_pairs]``)."""
+    lo, hi, pairs = params["min_pairs"], params["max_pairs"], params["pairs"]
+    if lo > hi:
+        raise ValueError(f"haystack: min_pairs must be <= max_pairs; got {lo} > {hi}")
+    if pairs is not None:
+        if not lo <= pairs <= hi:
+            raise ValueError(f"haystack: pairs must lie in [min_pairs, max_pairs] = [{lo}, {hi}]; got {pairs}")
+        params["min_pairs"] = params["max_pairs"] = pairs
+    return params
+
+
+_HAYSTACK_PARAMS = (
+    Param("pairs", int, None, "fixed number of key/value pairs in every row (sets min_pairs = max_pairs)",
+          low=1, high=N_KEYS, nullable=True),
+    Param("min_pairs", int, 1, "fewest key/value pairs in a row (the count is uniform per row)", low=1,
+          high=N_KEYS),
+    Param("max_pairs", int, N_KEYS, "most key/value pairs in a row", low=1, high=N_KEYS),
+    Param("eos", bool, False, "append an end token (188) after the answer"),
+)
+
+
+def _arith_params(default_digits):
+    what = "digits per operand"
     return (
-        Param(name, int, default, f"number of {what} (used when min/max_{name} are unset)", low=1, high=high),
-        Param(f"min_{name}", int, None, f"fewest {what} in a row; defaults to {name}", low=1, high=high,
-              nullable=True),
-        Param(f"max_{name}", int, None, f"most {what} in a row; defaults to {name}", low=1, high=high,
-              nullable=True),
+        Param("digits", int, default_digits, f"number of {what} (used when min/max_digits are unset)", low=1,
+              high=MAX_DIGITS),
+        Param("min_digits", int, None, f"fewest {what}; defaults to digits", low=1, high=MAX_DIGITS, nullable=True),
+        Param("max_digits", int, None, f"most {what}; defaults to digits", low=1, high=MAX_DIGITS, nullable=True),
+        Param("fixed_width", bool, False,
+              "earlier procgen layout: both operands share d digits, uniform in [0, 10^d) with leading zeros, "
+              "and a fixed-width answer (d+1 or 2d digits, leading zeros kept); default: the official layout "
+              "(each operand's digit count drawn separately, no leading zeros)"),
     )
 
 
+_ARITH_NOTES = ("Default: the official harness's layout (operands without leading zeros, each with its own "
+                "digit count; plain decimal answer). fixed_width=True: leading zeros, fixed-width answer. "
+                "Answer digit x is 20+x, stop 30.")
+
+
 def _arith_task(name, op, reverse, default_digits, summary):
-    per_digit, extra = _arith_row_shape(op)
+    per_digit, extra = (3, 4) if op == _ADD else (4, 3)  # longest row: both operands at max_digits
     return Task(
         name=name,
         summary=summary,
-        params=_range_params("digits", default_digits, MAX_DIGITS, "digits per operand"),
+        params=_arith_params(default_digits),
         kernel=_arith_kernel(op, reverse),
         validator=_arith_validator(op, reverse),
         vocab=_arith_vocab("+" if op == _ADD else "*"),
         max_row_length=lambda params: per_digit * params["max_digits"] + extra,
         pad_id=lambda params: ARITH_PAD,
         resolve=lambda params: _resolve_range(name, params, "digits"),
-        notes="Fixed-width operands and answer (leading zeros kept); answer digit x is 20+x, stop 30.",
+        reference_span=_arith_reference_span(op),
+        notes=_ARITH_NOTES,
     )
 
 
@@ -428,18 +586,20 @@ TASKS = [
     Task(
         name="haystack",
         summary="Needle in a haystack: distinct key/value pairs, then a query key; answer its value",
-        params=(*_range_params("pairs", N_KEYS, N_KEYS, "key/value pairs"),
-                Param("eos", bool, False, "append an end token (188) after the answer")),
+        params=_HAYSTACK_PARAMS,
         kernel=_haystack_kernel,
         validator=_haystack_validate,
         vocab=_haystack_vocab,
         max_row_length=lambda params: 2 * params["max_pairs"] + 2 + int(params["eos"]),
         pad_id=lambda params: HAYSTACK_PAD,
-        resolve=lambda params: _resolve_range("haystack", params, "pairs"),
-        notes="Keys 128+k (k in 0..29), values 1..127, query 158+k, then the value.",
+        resolve=_resolve_pairs,
+        reference_span=_haystack_reference_span,
+        notes="1..30 pairs per row (uniform); keys 128+k (k in 0..29), values 1..127, query 158+k, then the "
+              "value. Official scoring: the value only.",
     ),
-    _arith_task("addition", _ADD, False, 5, "Addition a + b of two d-digit numbers, most significant digit first"),
+    _arith_task("addition", _ADD, False, 5,
+                "Addition a + b of two d-digit numbers (no leading zeros), most significant digit first"),
     _arith_task("reversed_addition", _ADD, True, 10,
-                "Addition with every number written least significant digit first"),
-    _arith_task("multiplication", _MUL, False, 5, "Multiplication a * b of two d-digit numbers"),
+                "Addition with both operands and the sum written least significant digit first"),
+    _arith_task("multiplication", _MUL, False, 5, "Multiplication a * b of two d-digit numbers (no leading zeros)"),
 ]

@@ -180,10 +180,12 @@ def finetune_command(ctx, task, init_dir, components, embeddings, frozen, **opti
               help="split of the rows (training reads train, so test never overlaps it)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default=None, help="torch device [default: cuda if available, else cpu]")
+@click.option("--scoring", type=click.Choice(["reference", "all"]), default="all", show_default=True,
+              help="reference: the positions the paper's official harness scores; all: every answer token")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="also write the result (with its arguments) as JSON to FILE")
 @click.pass_context
-def eval_command(ctx, model_dir, task, n, seed, split, batch_size, device, out):
+def eval_command(ctx, model_dir, task, n, seed, split, batch_size, device, scoring, out):
     """Per-token answer accuracy, exact match and loss of a checkpoint on TASK.
 
     \b
@@ -197,7 +199,7 @@ def eval_command(ctx, model_dir, task, n, seed, split, batch_size, device, out):
     params = _task_params(ctx, task)
     model = _load_model("--model-dir", model_dir)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    result = evaluate(model, task, n=n, seed=seed, split=split, batch_size=batch_size, **params)
+    result = evaluate(model, task, n=n, seed=seed, split=split, batch_size=batch_size, scoring=scoring, **params)
     text = json.dumps(result)
     click.echo(text)
     if out is not None:
@@ -210,14 +212,19 @@ def eval_command(ctx, model_dir, task, n, seed, split, batch_size, device, out):
 @click.option("--experiment", "experiments", default="haystack", show_default=True,
               help=f"comma-separated experiments ({', '.join(experiment_names())}) or all")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="number of seeds [default: the budget's]")
-@click.option("--budget", type=click.Choice(list(BUDGETS)), default="small", show_default=True,
-              help="small: a CPU; paper: the paper's settings (a GPU); smoke: a seconds-long pipeline check")
+@click.option("--budget", "--protocol", "budget", type=click.Choice(list(BUDGETS)), default="small",
+              show_default=True, help="paper: the official fine-tune protocol exactly; quarter: the same at a "
+              "quarter of its rows; small: a short CPU budget; smoke: a seconds-long pipeline check")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="runs at once, in spawned worker processes (one torch thread each)")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads per run [default: 1 with --jobs > 1, else torch's default]")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="results", show_default=True, metavar="DIR",
               help="results.md, runs.json, results.png, curves.png, warm-up checkpoints; finished runs are reused")
 @click.option("--device", default=None, help="torch device [default: cuda if available, else cpu]")
 @click.option("--progress", is_flag=True, help="a progress bar for every training run")
 @click.option("--quiet", "-q", is_flag=True, help="print only the table")
-def reproduce_command(experiments, seeds, budget, out, device, progress, quiet):
+def reproduce_command(experiments, seeds, budget, jobs, threads, out, device, progress, quiet):
     """Warm up, transfer, fine-tune and score the paper's diagnostic experiments over seeds.
 
     Writes a Markdown table (mean ± std next to the paper's numbers), a JSON of every run and
@@ -225,12 +232,12 @@ def reproduce_command(experiments, seeds, budget, out, device, progress, quiet):
 
     \b
     Example:
-      procgen train reproduce --experiment haystack --seeds 3 --budget small --out results
+      procgen train reproduce --experiment haystack --seeds 3 --budget quarter --jobs 2 --out results
     """
     from procgen.train.reproduce import reproduce
 
     result = reproduce(experiments, seeds=seeds, budget=budget, out=out, device=device, progress=progress,
-                       log=None if quiet else click.echo)
+                       log=None if quiet else click.echo, jobs=jobs, threads=threads)
     click.echo(result["table"])
     click.echo(f"{len(result['runs'])} runs, {result['seconds']:.0f} s -> {', '.join(result['files'])}")
 

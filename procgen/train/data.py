@@ -67,8 +67,13 @@ def collate(rows, answer_starts, pad_id: int | None = 0, block_size: int | None 
     return _collate_flat(tokens, offsets, np.asarray(answer_starts), pad_id, block_size)
 
 
-def collate_batch(batch: Batch, pad_id: int | None = None, block_size: int | None = None) -> dict:
+def collate_batch(batch: Batch, pad_id: int | None = None, block_size: int | None = None,
+                  scoring: str = "all") -> dict:
     """:func:`collate` of every row of a :class:`procgen.Batch` (default padding: the task's pad id).
+
+    ``scoring`` chooses the labels: ``"all"`` every answer token, ``"reference"`` the positions the
+    paper's official harness scores and trains on (see :meth:`procgen.tasks.Task.scored_span`;
+    for arithmetic that can include the pad token after a row, which then becomes a label).
 
     >>> import procgen
     >>> collate_batch(procgen.dyck(n=4, length=8))["input_ids"].shape
@@ -76,27 +81,46 @@ def collate_batch(batch: Batch, pad_id: int | None = None, block_size: int | Non
     """
     if pad_id is None:
         pad_id = batch.pad_id
-    return _collate_flat(batch.tokens, batch.offsets, batch.answer_start, pad_id, block_size)
+    return _collate_flat(batch.tokens, batch.offsets, batch.answer_start, pad_id, block_size,
+                         _label_span(batch.task, batch.params, np.diff(batch.offsets), batch.answer_start, scoring))
 
 
-def _collate_flat(tokens, offsets, answer_start, pad_id, block_size) -> dict:
-    """Vectorised :func:`collate` over flat ``tokens`` + ``offsets`` (no per-row Python loop)."""
+def _label_span(task: str, params: dict, lengths, answer_start, scoring: str):
+    """Per-row label positions ``(lo, hi)`` for ``scoring`` (None: every answer token)."""
+    from procgen.tasks import SCORINGS, get_task
+
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
+    if scoring == "all":
+        return None
+    return get_task(task).scored_span(lengths, answer_start, params, scoring)
+
+
+def _collate_flat(tokens, offsets, answer_start, pad_id, block_size, span=None) -> dict:
+    """Vectorised :func:`collate` over flat ``tokens`` + ``offsets`` (no per-row Python loop).
+
+    ``span``: per-row label positions ``(lo, hi)`` (default: ``answer_start`` to the row's end);
+    positions past a row's end are labelled with ``pad_id``.
+    """
     count = len(offsets) - 1
     if count < 1:
         raise ValueError("collate needs at least one row; got 0")
     if len(answer_start) != count:
         raise ValueError(f"answer_starts must have one entry per row ({count}); got {len(answer_start)}")
     lengths = np.diff(offsets)
-    width = int(lengths.max())
+    lo, hi = (np.asarray(answer_start, dtype=np.int64), lengths) if span is None else span
+    width = int(max(lengths.max(), hi.max()))
     if block_size is not None and width > block_size:
-        longest = int(np.argmax(lengths))
-        raise ValueError(f"block_size must be >= the longest row; row {longest} has {width} tokens but "
+        longest = int(np.argmax(np.maximum(lengths, hi)))
+        what = f"{lengths[longest]} tokens" + (" and a scored pad token after them" if hi[longest] > lengths[longest]
+                                               else "")
+        raise ValueError(f"block_size must be >= the longest row; row {longest} has {what} but "
                          f"block_size={block_size}")
     column = np.arange(width)
     real = column[None, :] < lengths[:, None]
     input_ids = np.full((count, width), 0 if pad_id is None else pad_id, dtype=np.int64)
     input_ids[real] = tokens[offsets[0]:offsets[-1]]
-    answer = real & (column[None, :] >= np.asarray(answer_start, dtype=np.int64)[:, None])
+    answer = (column[None, :] >= lo[:, None]) & (column[None, :] < hi[:, None])
     labels = np.where(answer, input_ids, IGNORE_INDEX)
     return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
             "attention_mask": torch.from_numpy(real.astype(np.int64))}
@@ -383,6 +407,9 @@ class ProcgenIterableDataset(IterableDataset):
         End token appended to every row when packing.
     shuffle_tokens : bool, default False
         Permute tokens within each row (seeded per row index) -- a control experiment.
+    scoring : str, default "all"
+        Labels on every answer token, or ``"reference"``: on the positions the paper's official
+        harness trains on (see :func:`collate_batch`). Not with ``pack``.
     rank, world_size : int or None
         Default: from ``torch.distributed`` when initialised, else the ``RANK``/``WORLD_SIZE``
         environment variables that torchrun sets.
@@ -399,7 +426,7 @@ class ProcgenIterableDataset(IterableDataset):
     def __init__(self, task, seed: int = 0, split: str = "train", batch_size: int = 32, start: int = 0,
                  stop: int | None = None, *, repeat: bool = False, pack: bool = False,
                  block_size: int | None = None, eos_id: int | None = None, shuffle_tokens: bool = False,
-                 rank: int | None = None, world_size: int | None = None, **params):
+                 scoring: str = "all", rank: int | None = None, world_size: int | None = None, **params):
         super().__init__()
         self.source = as_source(task, seed=seed, split=split, params=params)
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -410,11 +437,16 @@ class ProcgenIterableDataset(IterableDataset):
             raise ValueError(f"stop must be None or an integer >= start ({start}); got {stop!r}")
         if pack and block_size is None:
             raise ValueError("block_size must be given when pack=True (tokens per packed block)")
+        _label_span(self.source.task, self.source.params, np.zeros(1, np.int64), np.zeros(1, np.int64), scoring)
+        if pack and scoring != "all":
+            raise ValueError(f"scoring={scoring!r} needs row-wise batches; packing (pack=True) labels every "
+                             f"answer token (scoring='all')")
         finite = self.source.num_rows
         if finite is not None and not repeat:
             stop = finite if stop is None else min(stop, finite)
         self.seed, self.batch_size, self.start, self.stop, self.repeat = seed, int(batch_size), int(start), stop, repeat
         self.pack, self.block_size, self.eos_id, self.shuffle_tokens = pack, block_size, eos_id, shuffle_tokens
+        self.scoring = scoring
         self.rank, self.world_size = rank, world_size
         from procgen.tasks import get_task
 
@@ -451,7 +483,8 @@ class ProcgenIterableDataset(IterableDataset):
         if self.pack:
             out = pack(tokens, offsets, batch.answer_start, self.block_size, eos_id=self.eos_id, pad_id=self.pad_id)
         else:
-            out = _collate_flat(tokens, offsets, batch.answer_start, self.pad_id, self.block_size)
+            span = _label_span(batch.task, batch.params, np.diff(offsets), batch.answer_start, self.scoring)
+            out = _collate_flat(tokens, offsets, batch.answer_start, self.pad_id, self.block_size, span)
         out["row_index"] = torch.from_numpy(row_index)
         return out
 
@@ -480,4 +513,4 @@ class ProcgenIterableDataset(IterableDataset):
         """JSON-able description of the rows this dataset reads (recorded in checkpoints)."""
         return {**self.source.describe(), "batch_size": self.batch_size, "start": self.start, "stop": self.stop,
                 "repeat": self.repeat, "pack": self.pack, "block_size": self.block_size, "eos_id": self.eos_id,
-                "shuffle_tokens": self.shuffle_tokens}
+                "shuffle_tokens": self.shuffle_tokens, "scoring": self.scoring}

@@ -1,7 +1,10 @@
 """Per-token answer accuracy on held-out rows (the paper's scoring of the diagnostic tasks).
 
-Teacher-forced and greedy: the argmax of the logits at position ``t - 1`` predicts token ``t``,
-for every answer token (positions ``>= answer_start``; position 0 has no prediction). Rows come
+Teacher-forced and greedy: the argmax of the logits at position ``t - 1`` predicts token ``t``.
+``scoring="all"`` scores every answer token (positions ``>= answer_start``; position 0 has no
+prediction); ``scoring="reference"`` scores the positions the paper's official harness scores
+(the haystack's value after the query; for arithmetic the answer digits after the first, the stop
+token, and the pad token after it where the official fixed-width row has one). Rows come
 from the ``test`` split by default, whose stream is independent of the ``train`` split that
 training reads, so evaluation never sees a training row.
 """
@@ -16,7 +19,7 @@ from procgen.train.data import collate_batch
 
 
 def evaluate(model, task: str, n: int = 1000, seed: int = 0, split: str = "test", batch_size: int = 64,
-             **params) -> dict:
+             scoring: str = "all", **params) -> dict:
     """Score ``model`` on ``n`` fresh rows of ``task``.
 
     Parameters
@@ -33,6 +36,8 @@ def evaluate(model, task: str, n: int = 1000, seed: int = 0, split: str = "test"
         Split of the rows (``test`` never overlaps the ``train`` rows used for training).
     batch_size : int, default 64
         Rows per forward pass.
+    scoring : str, default "all"
+        ``"all"``: every answer token; ``"reference"``: the official harness's scored positions.
     **params
         Task parameters.
 
@@ -46,20 +51,35 @@ def evaluate(model, task: str, n: int = 1000, seed: int = 0, split: str = "test"
     -------
     >>> evaluate(model, "sort", n=500, length=8, vocab_size=10)["accuracy"]   # doctest: +SKIP
     0.97
+    >>> evaluate(model, "addition", n=4000, scoring="reference")["accuracy"]   # doctest: +SKIP
+    0.59
     """
     from procgen.api import generate
     from procgen.tasks import get_task
 
+    check_scoring(scoring)
     resolved = get_task(task).resolve_params(params)
     check_vocab(model, task, resolved)
     batch = generate(task, n, seed=seed, split=split, **resolved)
-    return evaluate_batch(model, batch, batch_size=batch_size)
+    return evaluate_batch(model, batch, batch_size=batch_size, scoring=scoring)
 
 
-def evaluate_batch(model, batch: Batch, batch_size: int = 64) -> dict:
+def check_scoring(scoring) -> str:
+    """``scoring`` itself, or a ValueError naming the allowed values."""
+    from procgen.tasks import SCORINGS
+
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
+    return scoring
+
+
+def evaluate_batch(model, batch: Batch, batch_size: int = 64, scoring: str = "all") -> dict:
     """Score ``model`` on the rows of an in-memory :class:`procgen.Batch` (see :func:`evaluate`)."""
+    from procgen.train.model import GPT
+
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    check_scoring(scoring)
     check_vocab(model, batch.task, batch.params)
     block_size = model_block_size(model)
     device = next(model.parameters()).device
@@ -70,9 +90,13 @@ def evaluate_batch(model, batch: Batch, batch_size: int = 64) -> dict:
     try:
         with torch.no_grad():
             for lo in range(0, len(batch), batch_size):
-                inputs = collate_batch(batch[lo:lo + batch_size], block_size=block_size)
-                logits = model_logits(model, inputs["input_ids"].to(device))
-                scores = score_logits(logits, inputs["labels"].to(device))
+                inputs = collate_batch(batch[lo:lo + batch_size], block_size=block_size, scoring=scoring)
+                input_ids, labels = inputs["input_ids"].to(device), inputs["labels"].to(device)
+                if isinstance(_unwrap(model), GPT):  # logits only where something is scored
+                    logits, targets, _ = _unwrap(model).scored_forward(input_ids, labels)
+                    scores = score_predictions(logits, targets)
+                else:
+                    scores = score_logits(model_logits(model, input_ids), labels)
                 correct += scores["correct"]
                 tokens += scores["tokens"]
                 exact += scores["exact"]
@@ -90,15 +114,18 @@ def score_logits(logits: torch.Tensor, labels: torch.Tensor) -> dict:
     Returns ``correct``, ``tokens`` (answer tokens), ``exact`` (rows all correct), ``rows`` and
     ``loss_sum`` (summed cross-entropy), as Python numbers.
     """
-    predicted = logits[:, :-1]
-    targets = labels[:, 1:]
+    return score_predictions(logits[:, :-1], labels[:, 1:])
+
+
+def score_predictions(predicted: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Counts for logits ``(B, P, V)`` against aligned targets ``(B, P)`` (``-100``: not scored)."""
     scored = targets != IGNORE_INDEX
     hits = (predicted.argmax(-1) == targets) & scored
     loss_sum = F.cross_entropy(predicted.reshape(-1, predicted.shape[-1]).float(), targets.reshape(-1),
                                ignore_index=IGNORE_INDEX, reduction="sum")
     wrong_in_row = (scored & ~hits).any(dim=1)
     return {"correct": int(hits.sum()), "tokens": int(scored.sum()), "loss_sum": float(loss_sum),
-            "exact": int((~wrong_in_row & scored.any(dim=1)).sum()), "rows": int(labels.shape[0])}
+            "exact": int((~wrong_in_row & scored.any(dim=1)).sum()), "rows": int(targets.shape[0])}
 
 
 def model_logits(model, input_ids: torch.Tensor) -> torch.Tensor:

@@ -85,7 +85,8 @@ def train(model, data, steps: int, *, params: dict | None = None, lr: float = 1e
           grad_accum: int = 1, eval_every: int | None = None, eval_data=None, eval_rows: int = 512,
           log_every: int = 10, save_every: int | None = None, out=None, resume: bool = False, seed: int = 0,
           progress: bool = True, device=None, num_workers: int = 0, pack: bool = False,
-          eos_id: int | None = None, shuffle_tokens: bool = False, callback=None) -> dict:
+          eos_id: int | None = None, shuffle_tokens: bool = False, scoring: str = "all",
+          length_groups: int | None = None, callback=None) -> dict:
     """Train ``model`` for ``steps`` optimizer steps; return a summary.
 
     Parameters
@@ -127,8 +128,15 @@ def train(model, data, steps: int, *, params: dict | None = None, lr: float = 1e
         Default: ``cuda`` (this rank's GPU) when available, else ``cpu``.
     num_workers : int, default 0
         DataLoader worker processes (rows stay disjoint across workers and ranks).
-    pack, eos_id, shuffle_tokens
-        Data options of :class:`~procgen.train.data.ProcgenIterableDataset`.
+    pack, eos_id, shuffle_tokens, scoring
+        Data options of :class:`~procgen.train.data.ProcgenIterableDataset`; ``scoring`` chooses
+        the positions that carry the loss (``"all"`` answer tokens, or ``"reference"``: those the
+        paper's official harness trains on) and, for evaluations, those that are scored.
+    length_groups : int, optional
+        procgen GPTs train through :meth:`~procgen.train.model.GPT.scored_forward` (the last
+        block, ``ln_f`` and the output layer only where a label is predicted), with the rows of a
+        micro-batch run in this many groups of similar length (default: one group per 128 rows,
+        at most 8). Other models (Hugging Face) run their full forward pass.
     callback : callable, optional
         ``callback(step, metrics) -> bool`` after every step (``metrics`` holds what was logged
         at that step); a true result stops the run there, with a checkpoint. Under DDP, rank 0
@@ -149,7 +157,7 @@ def train(model, data, steps: int, *, params: dict | None = None, lr: float = 1e
     """
     _check_arguments(steps=steps, lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, schedule=schedule,
                      min_lr_ratio=min_lr_ratio, grad_accum=grad_accum, eval_every=eval_every, log_every=log_every,
-                     save_every=save_every, num_workers=num_workers)
+                     save_every=save_every, num_workers=num_workers, length_groups=length_groups)
     warmup_steps = steps // 10 if warmup_steps is None else warmup_steps
     out = Path(out) if out is not None else None
     distributed, created_group, device = _setup_distributed(device)
@@ -199,13 +207,13 @@ class _Run:
 
     def _dataset(self) -> ProcgenIterableDataset:
         if isinstance(self.data, ProcgenIterableDataset):
-            if self.params or self.pack or self.shuffle_tokens or self.eos_id is not None:
-                raise ValueError("params, pack, eos_id and shuffle_tokens are options of the dataset when "
-                                 "data is a ProcgenIterableDataset; set them there")
+            if self.params or self.pack or self.shuffle_tokens or self.eos_id is not None or self.scoring != "all":
+                raise ValueError("params, pack, eos_id, shuffle_tokens and scoring are options of the dataset "
+                                 "when data is a ProcgenIterableDataset; set them there")
             return self.data
         return ProcgenIterableDataset(self.data, seed=self.seed, split="train", batch_size=self.batch_size,
                                       repeat=True, pack=self.pack, block_size=model_block_size(self.module),
-                                      eos_id=self.eos_id, shuffle_tokens=self.shuffle_tokens,
+                                      eos_id=self.eos_id, shuffle_tokens=self.shuffle_tokens, scoring=self.scoring,
                                       rank=self.rank, world_size=self.world_size, **(self.params or {}))
 
     def _evaluator(self):
@@ -228,7 +236,8 @@ class _Run:
             params = source.params if same_task else {}
             rows = generate(task, self.eval_rows, seed=self.seed, split="test", **params)
         check_vocab(self.module, rows.task, rows.params)
-        return lambda model: evaluate_batch(model, rows)
+        scoring = self.dataset.scoring
+        return lambda model: evaluate_batch(model, rows, scoring=scoring)
 
     # --- checkpoints ----------------------------------------------------------------------------
 
@@ -258,7 +267,8 @@ class _Run:
     def _check_same_data(self, saved: dict) -> None:
         """Refuse to resume a checkpoint on other rows (another task, parameters, seed or source)."""
         current = json.loads(json.dumps(self.dataset.describe(), default=str))
-        keys = ("source", "task", "params", "seed", "split", "path", "shuffle_tokens")
+        keys = ("source", "task", "params", "seed", "split", "path", "shuffle_tokens", "scoring")
+        saved = {"scoring": "all", **saved}  # checkpoints from before the scoring option trained on every answer token
         before = {k: saved.get(k) for k in keys if saved.get(k) != current.get(k)}
         if before:
             now = {k: current.get(k) for k in before}
@@ -373,7 +383,7 @@ class _Run:
             with sync:
                 input_ids = batch["input_ids"].to(self.device, non_blocking=True)
                 labels = batch["labels"].to(self.device, non_blocking=True)
-                output = self.ddp(input_ids, labels=labels)
+                output = self.ddp(input_ids, labels=labels, **self._fast_path(len(input_ids)))
                 loss = output[1] if isinstance(output, tuple) else output.loss
                 (loss * weight).backward()
             step_loss += loss.detach() * weight
@@ -384,6 +394,15 @@ class _Run:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return step_loss, seen, grad_norm
+
+    def _fast_path(self, rows: int) -> dict:
+        """Keyword arguments that select the procgen GPT's scored-positions path (none for others)."""
+        from procgen.train.model import GPT
+
+        if not isinstance(self.module, GPT):
+            return {}
+        groups = self.length_groups if self.length_groups is not None else min(8, max(1, rows // 128))
+        return {"only_scored": True, "length_groups": groups}
 
     def _evaluate(self, step: int) -> dict | None:
         """Rank 0 scores the bare model (no collectives, so the other ranks need not wait)."""
@@ -507,6 +526,9 @@ def _check_arguments(**values) -> None:
         raise ValueError(f"warmup_steps must be None or an integer >= 0; got {warmup_steps!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an integer >= 0; got {num_workers!r}")
+    groups = values["length_groups"]
+    if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
+        raise ValueError(f"length_groups must be None or an integer >= 1; got {groups!r}")
     lr = values["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a number > 0; got {lr!r}")

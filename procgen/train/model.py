@@ -1,11 +1,17 @@
 """A minimal GPT, nanoGPT-style: one file, no framework.
 
 Pre-LN transformer blocks, learned absolute positions, causal scaled-dot-product attention, a
-4x-wide tanh-GELU MLP and tied input/output embeddings -- GPT-2's architecture exactly, so a model
+4x-wide tanh-GELU MLP and tied (or, as an option, untied) input/output embeddings -- GPT-2's
+architecture exactly, so a model
 converts to and from ``transformers.GPT2LMHeadModel`` with the same logits. Parameter names follow
 GPT-2 (``transformer.h.0.attn.c_attn.weight`` ...); the only difference is that GPT-2 stores its
 projections as ``Conv1D`` (weight of shape ``(in, out)``) where we use ``nn.Linear`` (``(out, in)``),
 which :func:`state_dict_to_hf` / :func:`state_dict_from_hf` transpose.
+
+:meth:`GPT.scored_forward` is the fast training path for probes that score a few positions per row
+(the haystack scores one of 62): the last block computes its attention output and MLP only at the
+positions that predict a label (its keys and values still come from every position), and the output
+layer runs only there. It gives the same loss and gradients as :meth:`GPT.forward`.
 
 >>> config = GPTConfig.from_name("2_4_16", vocab_size=10)
 >>> model = GPT(config)
@@ -42,7 +48,9 @@ class GPTConfig:
 
     Parameters: ``vocab_size``; ``block_size`` (256) the longest sequence (learned positions);
     ``n_layer`` (2), ``n_head`` (4), ``n_embd`` (16, divisible by ``n_head``); ``dropout`` (0.0) on
-    embeddings, attention and residuals; ``bias`` (True) in linear layers and LayerNorms.
+    embeddings, attention and residuals; ``bias`` (True) in linear layers and LayerNorms;
+    ``tie_embeddings`` (True): the output layer shares the token embedding's weights (GPT-2's
+    default; the paper's fine-tune models are untied).
 
     >>> GPTConfig.from_name("12_12_768", vocab_size=50257).n_embd
     768
@@ -55,6 +63,7 @@ class GPTConfig:
     n_embd: int = 16
     dropout: float = 0.0
     bias: bool = True
+    tie_embeddings: bool = True
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -65,12 +74,15 @@ class GPTConfig:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("bias", "tie_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     @classmethod
     def from_name(cls, name: str, vocab_size: int, block_size: int = 256, **overrides) -> GPTConfig:
         """Config from a "layers_heads_width" size name, e.g. "2_4_16", "4_8_512", "12_12_768".
 
-        ``overrides`` set the other fields (``dropout``, ``bias``).
+        ``overrides`` set the other fields (``dropout``, ``bias``, ``tie_embeddings``).
 
         >>> GPTConfig.from_name("4_8_512", vocab_size=100, dropout=0.1).n_head
         8
@@ -99,16 +111,21 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, attn_mask=None):
+    def forward(self, x, attn_mask=None, queries=None):
+        """``queries`` (B, P): compute the output only at these positions (then ``attn_mask`` must
+        be the (B, 1, P, T) mask of those queries); keys and values come from every position."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if queries is not None:
+            q = q.gather(1, queries[..., None].expand(-1, -1, C))  # (B, P, C)
+        P = q.shape[1]
+        q = q.view(B, P, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, P, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                            dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=attn_mask is None)  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
+                                           is_causal=attn_mask is None)  # (B, nh, P, hs)
+        y = y.transpose(1, 2).contiguous().view(B, P, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))
 
 
@@ -132,8 +149,12 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=1e-5, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, attn_mask=None):
-        x = x + self.attn(self.ln_1(x), attn_mask)
+    def forward(self, x, attn_mask=None, queries=None):
+        """``queries`` (B, P): the block's output only at these positions, (B, P, C)."""
+        y = self.attn(self.ln_1(x), attn_mask, queries)
+        if queries is not None:
+            x = x.gather(1, queries[..., None].expand(-1, -1, x.shape[2]))  # (B, P, C)
+        x = x + y
         return x + self.mlp(self.ln_2(x))
 
 
@@ -156,7 +177,8 @@ class GPT(nn.Module):
             ln_f=nn.LayerNorm(config.n_embd, eps=1e-5, bias=config.bias),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight  # tied: one tensor, two names
+        if config.tie_embeddings:
+            self.transformer.wte.weight = self.lm_head.weight  # tied: one tensor, two names
 
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled so the residual stream's variance does not grow with depth
@@ -171,19 +193,24 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, input_ids, labels=None, attention_mask=None):
+    def forward(self, input_ids, labels=None, attention_mask=None, only_scored: bool = False,
+                length_groups: int = 1):
         """Logits ``(B, T, V)`` and, given ``labels``, the mean next-token cross-entropy.
 
         ``labels``: like ``input_ids`` (HF style), ``-100`` where no loss is wanted; position ``t`` is
         scored on ``labels[:, t + 1]`` (the shift happens here). ``attention_mask`` ``(B, T)``: 1 for
         tokens, 0 for padding that no token may attend to. Right-padded batches need no mask (causal
         attention never looks ahead); left padding does. Loss is computed in float32.
+        ``only_scored=True`` (needs ``labels``): :meth:`scored_forward`'s fast path, returning its
+        ``(logits at the scored positions (B, P, V), loss)``; the flag lets a DDP wrapper call it.
         """
+        if only_scored:
+            if labels is None:
+                raise ValueError("only_scored=True needs labels (they say which positions are scored)")
+            logits, _, loss = self.scored_forward(input_ids, labels, attention_mask, length_groups)
+            return logits, loss
         B, T = input_ids.shape
-        if T > self.config.block_size:
-            raise ValueError(f"sequence length {T} exceeds block_size={self.config.block_size}")
-        pos = torch.arange(T, dtype=torch.long, device=input_ids.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self._embed(input_ids)  # (B, T, C)
         mask = None if attention_mask is None else self._attention_mask(attention_mask)
         for block in self.transformer.h:
             x = block(x, mask)
@@ -196,6 +223,84 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T),
                                    ignore_index=IGNORE_INDEX)
         return logits, loss
+
+    def scored_forward(self, input_ids, labels, attention_mask=None, length_groups: int = 1):
+        """Logits only where a label is predicted: ``(logits (B, P, V), targets (B, P), loss)``.
+
+        Position ``t`` of row ``b`` is scored when ``labels[b, t + 1] != -100`` (the shift of
+        :meth:`forward`); ``logits[b, p]`` is the prediction at row ``b``'s ``p``-th scored
+        position, ``targets[b, p]`` its label (``-100`` in the slots of rows with fewer than ``P``
+        scored positions). ``loss`` is the mean cross-entropy over scored positions and equals
+        ``forward(input_ids, labels, attention_mask)[1]``, gradients included.
+
+        Savings: the last block's attention output and MLP, ``ln_f`` and the output layer run only
+        at the scored positions (its keys and values still see every position), and nothing runs
+        past a row's last scored position. ``length_groups`` > 1 sorts the rows by that last
+        position and runs them in this many groups, each cut to its own width: for rows of very
+        different lengths (the haystack's 4..62 tokens) that skips most of the padding. With most
+        positions scored (LM-style rows) the blocks run at every position, as in :meth:`forward`.
+
+        >>> model = GPT(GPTConfig(vocab_size=10, n_layer=1))
+        >>> ids = torch.tensor([[1, 2, 3, 4]])
+        >>> logits, targets, loss = model.scored_forward(ids, torch.tensor([[-100, -100, -100, 4]]))
+        >>> tuple(logits.shape), targets.tolist()
+        ((1, 1, 10), [[4]])
+        """
+        B, T = input_ids.shape
+        scored = F.pad(labels[:, 1:] != IGNORE_INDEX, (0, 1), value=False)  # (B, T): t predicts t + 1
+        counts = scored.sum(1)  # (B,)
+        P = max(int(counts.max()), 1)
+        # each row's scored positions first, in order (a stable sort of the "not scored" flags)
+        queries = torch.sort((~scored).to(torch.uint8), dim=1, stable=True).indices[:, :P]  # (B, P)
+        valid = torch.arange(P, device=input_ids.device) < counts[:, None]  # (B, P)
+        queries = torch.where(valid, queries, queries[:, :1])  # padding slots repeat a real query
+        targets = labels.gather(1, queries + 1).masked_fill(~valid, IGNORE_INDEX)  # (B, P)
+        widths = queries.max(1).values + 1  # (B,) nothing after a row's last scored position matters
+        groups = max(1, min(int(length_groups), B))
+        if groups == 1:
+            hidden = self._scored_hidden(input_ids, queries, attention_mask, int(widths.max()))
+        else:
+            order = torch.argsort(widths, stable=True)
+            hidden = torch.empty(B, P, self.config.n_embd, device=input_ids.device,
+                                 dtype=self.transformer.wte.weight.dtype)
+            for rows in order.tensor_split(groups):
+                if len(rows):
+                    width = int(widths[rows].max())
+                    mask = None if attention_mask is None else attention_mask[rows]
+                    hidden = hidden.index_put((rows,), self._scored_hidden(input_ids[rows], queries[rows], mask,
+                                                                           width))
+        logits = self.lm_head(self.transformer.ln_f(hidden))  # (B, P, V)
+        loss = F.cross_entropy(logits.reshape(B * P, -1).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+        return logits, targets, loss
+
+    def _scored_hidden(self, input_ids, queries, attention_mask, width):
+        """Final hidden states (before ``ln_f``) at ``queries`` (B, P) of rows cut to ``width``."""
+        input_ids = input_ids[:, :width]
+        attention_mask = None if attention_mask is None else attention_mask[:, :width]
+        B, T = input_ids.shape
+        P = queries.shape[1]
+        x = self._embed(input_ids)  # (B, T, C)
+        mask = None if attention_mask is None else self._attention_mask(attention_mask)
+        last = self.transformer.h[-1]
+        if 2 * P > T:  # most positions are queries: pruning saves nothing, gather at the end
+            for block in self.transformer.h:
+                x = block(x, mask)
+            return x.gather(1, queries[..., None].expand(-1, -1, x.shape[2]))  # (B, P, C)
+        for block in self.transformer.h[:-1]:
+            x = block(x, mask)
+        position = torch.arange(T, device=input_ids.device)
+        allowed = queries[:, None, :, None] >= position  # (B, 1, P, T) causal, for the chosen queries
+        if attention_mask is not None:
+            allowed = (allowed & attention_mask.bool()[:, None, None, :]) | (queries[:, None, :, None] == position)
+        return last(x, allowed, queries)  # (B, P, C)
+
+    def _embed(self, input_ids):
+        """Token + position embeddings (after dropout), (B, T, C)."""
+        T = input_ids.shape[1]
+        if T > self.config.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size={self.config.block_size}")
+        pos = torch.arange(T, dtype=torch.long, device=input_ids.device)  # (T,)
+        return self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(pos))
 
     @staticmethod
     def _attention_mask(attention_mask):
@@ -230,13 +335,15 @@ class GPT(nn.Module):
 
     def save_pretrained(self, directory) -> None:
         """Write ``model.safetensors`` and ``config.json`` (config fields + ``"model_type"``) to
-        ``directory`` (created if needed). The tied ``lm_head.weight`` is stored once, as
+        ``directory`` (created if needed). A tied ``lm_head.weight`` is stored once, as
         ``transformer.wte.weight``."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items() if k != "lm_head.weight"}
+        tied = self.config.tie_embeddings
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()
+                 if not (tied and k == "lm_head.weight")}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
         config = {"model_type": MODEL_TYPE, **asdict(self.config)}
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
@@ -258,7 +365,8 @@ class GPT(nn.Module):
         known = {f.name for f in fields(GPTConfig)}
         model = cls(GPTConfig(**{k: v for k, v in config.items() if k in known}))
         state = load_file(str(directory / WEIGHTS_NAME))
-        state["lm_head.weight"] = state["transformer.wte.weight"]
+        if model.config.tie_embeddings:
+            state["lm_head.weight"] = state["transformer.wte.weight"]
         model.load_state_dict(state)
         return model
 
@@ -274,7 +382,8 @@ class GPT(nn.Module):
             vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
             n_layer=cfg.n_layer, n_head=cfg.n_head, n_inner=None, activation_function="gelu_new",
             resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
-            layer_norm_epsilon=1e-5, tie_word_embeddings=True, bos_token_id=None, eos_token_id=None)
+            layer_norm_epsilon=1e-5, tie_word_embeddings=cfg.tie_embeddings, bos_token_id=None,
+            eos_token_id=None)
         hf_model = GPT2LMHeadModel(hf_config)
         state = state_dict_to_hf(self.state_dict())
         if not cfg.bias:
@@ -298,7 +407,6 @@ class GPT(nn.Module):
             "n_inner": (hf_config.n_inner, (None, 4 * hf_config.n_embd)),
             "scale_attn_weights": (hf_config.scale_attn_weights, (True,)),
             "scale_attn_by_inverse_layer_idx": (hf_config.scale_attn_by_inverse_layer_idx, (False,)),
-            "tie_word_embeddings": (getattr(hf_config, "tie_word_embeddings", True), (True,)),
         }
         for name, (value, allowed) in unsupported.items():
             if value not in allowed:
@@ -306,7 +414,8 @@ class GPT(nn.Module):
                                  f"(allowed: {', '.join(map(repr, allowed))})")
         config = GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions,
                            n_layer=hf_config.n_layer, n_head=hf_config.n_head, n_embd=hf_config.n_embd,
-                           dropout=hf_config.resid_pdrop, bias=True)
+                           dropout=hf_config.resid_pdrop, bias=True,
+                           tie_embeddings=bool(getattr(hf_config, "tie_word_embeddings", True)))
         model = cls(config)
         model.load_state_dict(state_dict_from_hf(hf_model.state_dict()))
         weight = next(hf_model.parameters())
@@ -322,7 +431,7 @@ def state_dict_to_hf(state_dict: dict) -> dict:
     """
     out = {name: tensor.t().contiguous() if name.endswith(_CONV1D_SUFFIXES) else tensor
            for name, tensor in state_dict.items()}
-    out.setdefault("lm_head.weight", out["transformer.wte.weight"])  # tied
+    out.setdefault("lm_head.weight", out["transformer.wte.weight"])  # tied: one tensor under both names
     return out
 
 

@@ -7,14 +7,20 @@ Experiments, conditions and budgets are plain data (the dataclasses below); :fun
 runs them over seeds and writes
 
 * ``runs.jsonl`` -- one record per finished run, appended as runs finish (a re-run with the same
-  settings skips them, so an interrupted reproduction resumes where it stopped);
+  settings skips them, so an interrupted reproduction resumes where it stopped; a fine-tune that
+  was interrupted itself resumes from its last checkpoint under ``finetunes/``);
 * ``runs.json`` -- every run of this reproduction (settings, accuracy, learning curve, seconds);
 * ``results.md`` -- per experiment, mean +- std over seeds next to the paper's numbers;
 * ``results.png`` -- the same as bars (reference numbers as black ticks), ``curves.png`` --
   held-out accuracy during fine-tuning, mean over seeds;
 * ``warmups/`` -- the warm-up checkpoints (shared by every condition that uses them).
 
->>> reproduce("haystack", seeds=3, budget="small", out="results")      # doctest: +SKIP
+Every run is scored twice on the same held-out rows: ``accuracy`` with the official harness's
+scored positions (``scoring="reference"``, the number to put next to the paper's) and
+``accuracy_all`` on every answer token. ``jobs=N`` runs independent warm-ups and fine-tunes in N
+worker processes (spawned, one thread each by default); a run's result does not depend on it.
+
+>>> reproduce("haystack", seeds=3, budget="quarter", out="results", jobs=2)      # doctest: +SKIP
 >>> [e.name for e in EXPERIMENTS][:2]
 ['haystack', 'addition']
 """
@@ -25,6 +31,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import multiprocessing
+import shutil
 import time
 import zlib
 from dataclasses import asdict, dataclass
@@ -41,6 +49,10 @@ TABLE_NAME = "results.md"
 PLOT_NAME = "results.png"
 CURVES_NAME = "curves.png"
 WARMUP_DIR = "warmups"
+FINETUNE_DIR = "finetunes"
+# context lengths of the official harness's fine-tune models (n_positions in its task files)
+OFFICIAL_POSITIONS = {"haystack": 100, "addition": 40, "reversed_addition": 40, "multiplication": 40}
+_RECORD_VERSION = 2  # 2: both scorings, protocol fields; records of version 1 are not reused
 
 
 # --- experiments as data ------------------------------------------------------------------------
@@ -189,14 +201,22 @@ def get_experiments(names) -> list[Experiment]:
 
 @dataclass(frozen=True)
 class Budget:
-    """Optimisation settings shared by every run of a reproduction.
+    """Optimisation settings shared by every run of a reproduction (a protocol).
 
     Warm-up: ``warmup_steps`` AdamW steps of ``warmup_batch_size`` fresh rows at peak
     ``warmup_lr``. Fine-tune: ``finetune_steps`` steps of ``finetune_batch_size`` fresh rows at
     peak ``finetune_lr``. Both: linear learning-rate warm-up over ``lr_warmup_steps`` then cosine
-    decay to 10% of the peak, weight decay ``weight_decay`` (matrices only), gradient clip 1.
+    decay to ``min_lr_ratio`` of the peak, AdamW ``betas``, weight decay ``weight_decay``
+    (matrices and embeddings, not biases or norms), gradient clip 1.
     Scoring: ``eval_rows`` held-out rows at the end; ``curve_rows`` rows every ``eval_every``
     fine-tune steps for the learning curves. ``seeds``: the default number of seeds.
+
+    The fine-tuned model: ``tie_embeddings`` (False: separate input and output embeddings, as in
+    the official harness); ``scoring``: the positions that carry the fine-tune loss (and the
+    curves' score); ``official_model``: the official harness's context lengths
+    (:data:`OFFICIAL_POSITIONS`) and its transfer rules -- token embeddings (input and output) set
+    to the mean of the donor's input embedding only when everything is transferred (random
+    otherwise), position embeddings copied only when the donor's context is at least as long.
     """
 
     name: str
@@ -212,6 +232,11 @@ class Budget:
     eval_every: int
     curve_rows: int
     seeds: int
+    betas: tuple = (0.9, 0.95)
+    min_lr_ratio: float = 0.1
+    tie_embeddings: bool = True
+    scoring: str = "all"
+    official_model: bool = False
 
 
 BUDGETS = {
@@ -220,10 +245,20 @@ BUDGETS = {
     "small": Budget("small", warmup_steps=2000, warmup_batch_size=128, warmup_lr=3e-3,
                     finetune_steps=1500, finetune_batch_size=128, finetune_lr=1e-2, lr_warmup_steps=100,
                     weight_decay=1e-3, eval_rows=4000, eval_every=250, curve_rows=500, seeds=3),
-    # the paper's optimiser settings (AdamW 1e-3, cosine, 500 warm-up steps, wd 1e-3, batch 1000); a GPU
+    # the official harness's fine-tune exactly (HF Trainer defaults: AdamW 1e-3, betas 0.9/0.999,
+    # 500 linear warm-up steps, cosine to 0, wd 1e-3, clip 1; batch 1000 fresh rows x 10 000 steps;
+    # untied GPT-2, loss on the scored positions, 4000 test rows). The warm-up is not published.
     "paper": Budget("paper", warmup_steps=10_000, warmup_batch_size=1000, warmup_lr=1e-3,
                     finetune_steps=10_000, finetune_batch_size=1000, finetune_lr=1e-3, lr_warmup_steps=500,
-                    weight_decay=1e-3, eval_rows=4000, eval_every=500, curve_rows=1000, seeds=3),
+                    weight_decay=1e-3, eval_rows=4000, eval_every=500, curve_rows=1000, seeds=3,
+                    betas=(0.9, 0.999), min_lr_ratio=0.0, tie_embeddings=False, scoring="reference",
+                    official_model=True),
+    # the paper's protocol at a quarter of its fine-tune rows (2 500 steps x 1000)
+    "quarter": Budget("quarter", warmup_steps=2500, warmup_batch_size=1000, warmup_lr=1e-3,
+                      finetune_steps=2500, finetune_batch_size=1000, finetune_lr=1e-3, lr_warmup_steps=500,
+                      weight_decay=1e-3, eval_rows=4000, eval_every=250, curve_rows=1000, seeds=3,
+                      betas=(0.9, 0.999), min_lr_ratio=0.0, tie_embeddings=False, scoring="reference",
+                      official_model=True),
     # a pipeline check in seconds (numbers meaningless): what CI runs
     "smoke": Budget("smoke", warmup_steps=2, warmup_batch_size=4, warmup_lr=1e-3, finetune_steps=2,
                     finetune_batch_size=4, finetune_lr=1e-3, lr_warmup_steps=1, weight_decay=1e-3,
@@ -235,8 +270,8 @@ def get_budget(budget) -> Budget:
     """A :class:`Budget`, or the one named ``budget`` in :data:`BUDGETS`."""
     if isinstance(budget, Budget):
         return budget
-    if budget not in BUDGETS:
-        raise ValueError(f"budget: unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
+    if not isinstance(budget, str) or budget not in BUDGETS:
+        raise ValueError(f"budget: unknown budget {budget!r} (the protocol); choose from {', '.join(BUDGETS)}")
     return BUDGETS[budget]
 
 
@@ -262,7 +297,7 @@ def _warmup_spec(warmup: WarmUp, model: str, seed: int, budget: Budget) -> dict:
 def _run_spec(experiment: Experiment, condition: Condition, target: str, seed: int, budget: Budget) -> dict:
     """Everything that determines a run's result (its identity for resuming and sharing)."""
     extra = {"target_params": dict(experiment.params)} if experiment.params else {}
-    return {"target": target, **extra, "model": experiment.model, "seed": seed,
+    return {"version": _RECORD_VERSION, "target": target, **extra, "model": experiment.model, "seed": seed,
             "donors": [{"components": list(d.components), "warmup": _warmup_spec(d.warmup, experiment.model,
                                                                                   seed, budget)}
                        for d in condition.donors],
@@ -311,47 +346,79 @@ class _Runner:
         self.models[key] = model
         return model
 
-    def finetune(self, experiment: Experiment, condition: Condition, target: str, seed: int) -> dict:
-        """Initialise a model for ``target`` as ``condition`` says, fine-tune it, score it."""
+    def finetune(self, experiment: Experiment, condition: Condition, target: str, seed: int,
+                 directory: Path | None = None) -> dict:
+        """Initialise a model for ``target`` as ``condition`` says, fine-tune it, score it.
+
+        With ``directory``, the fine-tune checkpoints there every ``eval_every`` steps and resumes
+        from it; the directory is removed once the run is scored.
+        """
         from procgen.api import generate
         from procgen.tasks import get_task
         from procgen.train.evaluate import evaluate
-        from procgen.train.loop import train
+        from procgen.train.loop import METRICS_NAME, train
         from procgen.train.model import GPT, GPTConfig
-        from procgen.train.transfer import assemble, shuffle_weights, transfer
 
         b = self.budget
         began = time.perf_counter()
         spec = get_task(target)
         params = spec.resolve_params(dict(experiment.params))
+        block_size = spec.max_row_length(params)
+        if b.official_model and target in OFFICIAL_POSITIONS:
+            block_size = max(block_size, OFFICIAL_POSITIONS[target])
         torch.manual_seed(_derived_seed(seed, "target", experiment.model, target))
-        model = GPT(GPTConfig.from_name(experiment.model, vocab_size=spec.vocab_size(params),
-                                        block_size=spec.max_row_length(params)))
-        donors = {}
-        for donor in condition.donors:
-            source = self.warm_model(donor.warmup, experiment.model, seed)
-            if condition.shuffle_weights:
-                source = _copy(source)
-                shuffle_weights(source, list(donor.components), seed=_derived_seed(seed, "shuffle_weights"))
-            donors[",".join(donor.components)] = source
-        if len(donors) == 1:
-            (components, source), = donors.items()
-            transfer(source, model, components.split(","), embeddings="mean")
-        elif donors:
-            assemble(donors, into=model, embeddings="mean")
+        model = GPT(GPTConfig.from_name(experiment.model, vocab_size=spec.vocab_size(params), block_size=block_size,
+                                        tie_embeddings=b.tie_embeddings))
+        self._initialise(model, condition, experiment.model, seed)
         curve_rows = generate(target, b.curve_rows, seed=CURVE_SEED, split="test", **params)
+        resume = directory is not None
         summary = train(model, target, b.finetune_steps, params=params, lr=b.finetune_lr,
                         batch_size=b.finetune_batch_size, warmup_steps=min(b.lr_warmup_steps, b.finetune_steps),
-                        weight_decay=b.weight_decay, eval_every=b.eval_every, eval_data=curve_rows, seed=seed,
-                        progress=self.progress, device=self.device, log_every=max(1, b.finetune_steps // 50))
+                        min_lr_ratio=b.min_lr_ratio, betas=b.betas, weight_decay=b.weight_decay,
+                        scoring=b.scoring, eval_every=b.eval_every, eval_data=curve_rows, seed=seed,
+                        progress=self.progress, device=self.device, log_every=max(1, b.finetune_steps // 50),
+                        out=directory, resume=resume, save_every=b.eval_every if resume else None)
         model = summary["model"]
-        scores = evaluate(model, target, n=b.eval_rows, seed=EVAL_SEED, split="test", batch_size=500,
-                          **params)
-        curve = [[r["step"], r["eval_accuracy"]] for r in summary["history"] if "eval_accuracy" in r]
-        losses = [[r["step"], r["loss"]] for r in summary["history"] if "loss" in r]
-        return {"accuracy": scores["accuracy"], "exact_match": scores["exact_match"], "eval_loss": scores["loss"],
-                "eval_rows": scores["rows"], "final_train_loss": summary["loss"], "curve": curve,
-                "train_loss": losses, "seconds": round(time.perf_counter() - began, 2)}
+        history = summary["history"]
+        if resume:  # the whole run's records, also those written before an interruption
+            lines = (directory / METRICS_NAME).read_text().splitlines()
+            history = [json.loads(line) for line in lines if line.strip()]
+        scores = {scoring: evaluate(model, target, n=b.eval_rows, seed=EVAL_SEED, split="test", batch_size=500,
+                                    scoring=scoring, **params) for scoring in ("reference", "all")}
+        curve = [[r["step"], r["eval_accuracy"]] for r in history if "eval_accuracy" in r]
+        losses = [[r["step"], r["loss"]] for r in history if "loss" in r]
+        if resume:
+            shutil.rmtree(directory, ignore_errors=True)
+        reference, every = scores["reference"], scores["all"]
+        return {"accuracy": reference["accuracy"], "accuracy_all": every["accuracy"],
+                "exact_match": every["exact_match"], "eval_loss": reference["loss"], "eval_rows": reference["rows"],
+                "scored_tokens": reference["tokens"], "answer_tokens": every["tokens"],
+                "final_train_loss": summary["loss"], "curve": curve, "train_loss": losses,
+                "seconds": round(time.perf_counter() - began, 2)}
+
+    def _initialise(self, model, condition: Condition, model_name: str, seed: int) -> None:
+        """Copy the donors' components into ``model`` (nothing for no warm-up)."""
+        from procgen.train.transfer import assemble, shuffle_weights, transfer
+
+        donors = {}
+        everything = any("all" in d.components for d in condition.donors)
+        for donor in condition.donors:
+            source = self.warm_model(donor.warmup, model_name, seed)
+            components = list(donor.components)
+            if self.budget.official_model and "all" in components and \
+                    source.config.block_size < model.config.block_size:
+                components = ["attn", "mlp", "ln"]  # official: positions too short to cover the target stay random
+            if condition.shuffle_weights:
+                source = _copy(source)
+                shuffle_weights(source, components, seed=_derived_seed(seed, "shuffle_weights"))
+            donors[",".join(components)] = source
+        # official: token embeddings are the donor's mean only when everything is transferred
+        embeddings = "mean" if everything or not self.budget.official_model else "keep"
+        if len(donors) == 1:
+            (components, source), = donors.items()
+            transfer(source, model, components.split(","), embeddings=embeddings)
+        elif donors:
+            assemble(donors, into=model, embeddings=embeddings)
 
 
 def _copy(model):
@@ -361,7 +428,7 @@ def _copy(model):
 
 
 def reproduce(experiments="haystack", seeds: int | None = None, budget="small", out="results", device=None,
-              progress: bool = False, log=print) -> dict:
+              progress: bool = False, log=print, jobs: int = 1, threads: int | None = None) -> dict:
     """Run ``experiments`` over ``seeds`` seeds with ``budget``; write the results into ``out``.
 
     Parameters
@@ -371,8 +438,9 @@ def reproduce(experiments="haystack", seeds: int | None = None, budget="small", 
     seeds : int, optional
         Seeds 0 .. seeds-1 (default: the budget's).
     budget : str or Budget, default "small"
-        ``"small"`` (a CPU), ``"paper"`` (the paper's settings, a GPU), ``"smoke"`` (seconds, a
-        pipeline check) or a :class:`Budget`.
+        The protocol: ``"paper"`` (the official fine-tune exactly), ``"quarter"`` (the same at a
+        quarter of its rows), ``"small"`` (a short CPU budget), ``"smoke"`` (seconds, a pipeline
+        check) or a :class:`Budget`.
     out : path, default "results"
         Output directory (see the module docstring). Finished runs found in ``out/runs.jsonl``
         with identical settings are reused, not re-run.
@@ -382,6 +450,10 @@ def reproduce(experiments="haystack", seeds: int | None = None, budget="small", 
         Progress bars for every training run.
     log : callable, default print
         Receives one line per run started and finished (``None`` for silence).
+    jobs : int, default 1
+        Runs at once, in this many spawned worker processes (1: in this process).
+    threads : int, optional
+        Torch threads per run (default: 1 with several jobs, else torch's own default).
 
     Returns
     -------
@@ -394,32 +466,61 @@ def reproduce(experiments="haystack", seeds: int | None = None, budget="small", 
     seeds = budget.seeds if seeds is None else seeds
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be an integer >= 1; got {seeds!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be None or an integer >= 1; got {threads!r}")
+    threads = threads if threads is not None else (1 if jobs > 1 else None)
     log = log or (lambda line: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     finished = _read_log(out / RUNS_LOG)
-    runner = _Runner(out, budget, device, progress, log)
-    records = []
     # seeds outermost: a reproduction stopped early still has complete seeds for every condition
-    for seed in range(seeds):
-        for experiment in chosen:
-            for condition in experiment.conditions:
-                for target in experiment.targets:
-                    spec = _run_spec(experiment, condition, target, seed, budget)
-                    key = _key(spec)
-                    if key in finished:
-                        result = finished[key]["result"]
-                    else:
-                        log(f"[{experiment.name}] {condition.name} -> {target}, seed {seed}")
-                        result = runner.finetune(experiment, condition, target, seed)
-                        finished[key] = {"key": key, "spec": spec, "result": result}
-                        with open(out / RUNS_LOG, "a") as handle:
-                            handle.write(json.dumps(finished[key]) + "\n")
-                        log(f"    accuracy {100 * result['accuracy']:.1f}% ({result['seconds']:.0f} s)")
-                    records.append({"experiment": experiment.name, "condition": condition.name,
-                                    "recipe": condition.recipe(), "target": target, "seed": seed,
-                                    "budget": budget.name, "key": key, "spec": spec, **result})
+    plan = [(experiment, condition, target, seed)
+            for seed in range(seeds) for experiment in chosen
+            for condition in experiment.conditions for target in experiment.targets]
+    keys = [_key(_run_spec(e, c, t, s, budget)) for e, c, t, s in plan]
+    todo = [(run, key) for run, key in zip(plan, keys) if key not in finished]
+    warmups = list(dict.fromkeys((d.warmup, run[0].model, run[3]) for run, _ in todo for d in run[1].donors))
+
+    def record_result(run, key, result):
+        experiment, condition, target, seed = run
+        finished[key] = {"key": key, "spec": _run_spec(experiment, condition, target, seed, budget), "result": result}
+        with open(out / RUNS_LOG, "a") as handle:
+            handle.write(json.dumps(finished[key]) + "\n")
+        log(f"    [{experiment.name}] {condition.name} -> {target}, seed {seed}: accuracy "
+            f"{100 * result['accuracy']:.1f}% (all answer tokens {100 * result['accuracy_all']:.1f}%, "
+            f"{result['seconds']:.0f} s)")
+
+    for run, _ in todo:
+        log(f"[{run[0].name}] {run[1].name} -> {run[2]}, seed {run[3]}: queued")
+    settings = (str(out), budget, device, progress, threads)
+    if jobs == 1:
+        with _torch_threads(threads):
+            runner = _Runner(out, budget, device, progress, log)
+            for run, key in todo:
+                record_result(run, key, runner.finetune(*run, directory=out / FINETUNE_DIR / key))
+    elif todo:
+        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, as_completed, wait
+
+        # spawn, never fork: numba's parallel kernels may already have started OpenMP threads here
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            # warm-ups first (each trained once, shared by the conditions that use it)
+            pending = [pool.submit(_warmup_job, settings, *w) for w in warmups]
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # re-raises a worker's error here
+            futures = {pool.submit(_finetune_job, settings, run, key): (run, key) for run, key in todo}
+            for future in as_completed(futures):
+                run, key = futures[future]
+                record_result(run, key, future.result())
+    records = []
+    for (experiment, condition, target, seed), key in zip(plan, keys):
+        records.append({"experiment": experiment.name, "condition": condition.name,
+                        "recipe": condition.recipe(), "target": target, "seed": seed,
+                        "budget": budget.name, "key": key, "spec": finished[key]["spec"],
+                        **finished[key]["result"]})
     seconds = time.perf_counter() - began
     table = results_table(chosen, records, budget, seeds)
     (out / TABLE_NAME).write_text(table)
@@ -429,6 +530,37 @@ def reproduce(experiments="haystack", seeds: int | None = None, budget="small", 
     files = [out / TABLE_NAME, out / RUNS_JSON]
     files += plot_results(chosen, records, out / PLOT_NAME, out / CURVES_NAME)
     return {"runs": records, "table": table, "files": [str(f) for f in files], "seconds": seconds}
+
+
+class _torch_threads:
+    """Context manager: torch's intra-op thread count set to ``threads`` (None: unchanged)."""
+
+    def __init__(self, threads: int | None):
+        self.threads, self.before = threads, None
+
+    def __enter__(self):
+        if self.threads is not None:
+            self.before = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            torch.set_num_threads(self.before)
+
+
+def _warmup_job(settings, warmup: WarmUp, model_name: str, seed: int) -> None:
+    """Worker process: train (or find) one warm-up checkpoint."""
+    out, budget, device, progress, threads = settings
+    with _torch_threads(threads):
+        _Runner(Path(out), budget, device, progress, lambda line: None).warm_model(warmup, model_name, seed)
+
+
+def _finetune_job(settings, run, key: str) -> dict:
+    """Worker process: one fine-tune (resumable under ``finetunes/<key>``), scored."""
+    out, budget, device, progress, threads = settings
+    with _torch_threads(threads):
+        runner = _Runner(Path(out), budget, device, progress, lambda line: None)
+        return runner.finetune(*run, directory=Path(out) / FINETUNE_DIR / key)
 
 
 def _read_log(path: Path) -> dict:
@@ -446,13 +578,18 @@ def _read_log(path: Path) -> dict:
 
 # --- reporting ----------------------------------------------------------------------------------
 
-def _scores(records, experiment: Experiment, condition: Condition, target: str | None) -> list[float]:
-    """Accuracy in percent per seed; ``target=None``: the mean over the experiment's targets."""
+def _scores(records, experiment: Experiment, condition: Condition, target: str | None,
+            field: str = "accuracy") -> list[float]:
+    """Accuracy in percent per seed; ``target=None``: the mean over the experiment's targets.
+
+    ``field``: ``"accuracy"`` (official scored positions) or ``"accuracy_all"`` (every answer token).
+    """
     mine = [r for r in records if r["experiment"] == experiment.name and r["condition"] == condition.name]
     seeds = sorted({r["seed"] for r in mine})
     values = []
     for seed in seeds:
-        accs = [100 * r["accuracy"] for r in mine if r["seed"] == seed and (target is None or r["target"] == target)]
+        accs = [100 * r.get(field, r["accuracy"]) for r in mine
+                if r["seed"] == seed and (target is None or r["target"] == target)]
         if accs and (target is not None or len(accs) == len(experiment.targets)):
             values.append(sum(accs) / len(accs))
     return values
@@ -480,15 +617,22 @@ def results_table(experiments, records, budget: Budget, seeds: int) -> str:
     """Markdown: one table per experiment, accuracy in % as mean ± std over seeds (paper's value
     in parentheses), then the per-seed values."""
     lines = [f"# procgen reproduction: `{budget.name}` budget, {seeds} seed(s)", "",
-             "Per-token accuracy (%) on the answer tokens of held-out rows, mean ± std over seeds; "
-             "(ref x) is the paper's number.", "",
+             "Per-token accuracy (%) on held-out rows, mean ± std over seeds, at the positions the official "
+             "harness scores (its haystack: the value after the query; its arithmetic: the answer digits "
+             "after the first, the stop token and the pad after it); (ref x) is the paper's number. "
+             "\"all tokens\": every answer token scored.", "",
              f"Budget: warm-up {budget.warmup_steps} steps × {budget.warmup_batch_size} rows at lr "
              f"{budget.warmup_lr:g}; fine-tune {budget.finetune_steps} steps × {budget.finetune_batch_size} rows "
              f"at lr {budget.finetune_lr:g}; {budget.lr_warmup_steps} lr warm-up steps, cosine, weight decay "
-             f"{budget.weight_decay:g}; {budget.eval_rows} test rows.", ""]
+             f"{budget.weight_decay:g}, AdamW betas {tuple(budget.betas)}, cosine floor {budget.min_lr_ratio:g}; "
+             f"{'untied' if not budget.tie_embeddings else 'tied'} embeddings, loss on "
+             f"{'the official scored positions' if budget.scoring == 'reference' else 'every answer token'}"
+             f"{', official context lengths and transfer rules' if budget.official_model else ''}; "
+             f"{budget.eval_rows} test rows.", ""]
     for experiment in experiments:
         many = len(experiment.targets) > 1
-        header = ["condition", "recipe", *experiment.targets] + (["mean"] if many else []) + ["per seed"]
+        header = (["condition", "recipe", *experiment.targets] + (["mean"] if many else [])
+                  + [f"{t}, all tokens" for t in experiment.targets] + ["per seed"])
         lines += [f"## {experiment.name} ({_describe(experiment)})", "", experiment.summary + ".", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for condition in experiment.conditions:
@@ -498,6 +642,8 @@ def results_table(experiments, records, budget: Budget, seeds: int) -> str:
             summary = _scores(records, experiment, condition, None)
             if many:
                 cells.append(_cell(summary, condition.reference_for("mean")))
+            for target in experiment.targets:
+                cells.append(_cell(_scores(records, experiment, condition, target, "accuracy_all"), None))
             cells.append(", ".join(f"{v:.1f}" for v in summary) or "–")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")

@@ -260,8 +260,8 @@ def _embedding_plan(src, dst, embeddings: str, seed: int) -> list:
     plan = []
     for t in dst_embed:
         if embeddings == "mean":
-            rows = src_rows.get(t.key, src_rows["input"])  # a tied source's output layer is its input
-            value = rows.float().mean(dim=0).expand(t.param.shape)  # (V_dst, C): every row the mean
+            # as the official harness: input and output rows both from the source's *input* embedding
+            value = src_rows["input"].float().mean(dim=0).expand(t.param.shape)  # (V_dst, C)
         else:
             value = torch.randn(t.param.shape, generator=generator) * _INIT_STD
         plan.append((t, value, f"{embeddings} of source embeddings" if embeddings == "mean" else "random"))
@@ -289,7 +289,8 @@ def transfer(src, dst, components, embeddings: str = "keep", layers: dict | None
       components: a component name or a list of them (``attn``, ``mlp``, ``ln``, ``embed``, ``pos``,
         ``all``); see the module docstring.
       embeddings: ``dst``'s token embeddings (and untied ``lm_head``): ``"keep"`` (default) leaves them,
-        ``"mean"`` sets every row to the mean of ``src``'s rows (vocab sizes may differ),
+        ``"mean"`` sets every row (of the input embedding and of an untied output layer) to the mean
+        of ``src``'s input-embedding rows, as the paper's official harness does (vocab sizes may differ),
         ``"random"`` re-draws them from N(0, 0.02) with ``seed``.
       layers: ``{src_layer: dst_layer}``; default the identity, which needs ``src`` to have no more
         layers than ``dst``. Target layers not mapped to keep their weights; ``ln_f``/``wpe`` are
