@@ -10,8 +10,8 @@ not a bit-exact replica of procgen's streams.
 
 >>> import random
 >>> rows = ref_addition(2, random.Random(0))
->>> len(rows[0])
-19
+>>> [len(row) for row in rows]
+[18, 19]
 """
 
 from __future__ import annotations
@@ -57,11 +57,10 @@ def ref_eca(n_rows: int, rng: random.Random, rule=110, width: int = 32, steps: i
     return rows
 
 
-def ref_haystack(n_rows: int, rng: random.Random, pairs: int = 30, min_pairs=None, max_pairs=None,
+def ref_haystack(n_rows: int, rng: random.Random, pairs=None, min_pairs: int = 1, max_pairs: int = 30,
                  eos: bool = False) -> list[list[int]]:
-    """Haystack rows: k_1 v_1 ... k_p v_p q v [eos]."""
-    lo = min_pairs if min_pairs is not None else pairs
-    hi = max_pairs if max_pairs is not None else pairs
+    """Haystack rows: k_1 v_1 ... k_p v_p q v [eos], p uniform in [min_pairs, max_pairs] (or ``pairs``)."""
+    lo, hi = (pairs, pairs) if pairs is not None else (min_pairs, max_pairs)
     rows = []
     for _ in range(n_rows):
         p = rng.randint(lo, hi)
@@ -78,15 +77,19 @@ def ref_haystack(n_rows: int, rng: random.Random, pairs: int = 30, min_pairs=Non
     return rows
 
 
-def _arith_rows(n_rows, rng, digits, min_digits, max_digits, multiply, reverse):
+def _arith_rows(n_rows, rng, digits, min_digits, max_digits, multiply, reverse, fixed_width):
     lo = min_digits if min_digits is not None else digits
     hi = max_digits if max_digits is not None else digits
     rows = []
     for _ in range(n_rows):
-        d = rng.randint(lo, hi)
-        a, b = rng.randrange(10 ** d), rng.randrange(10 ** d)
-        result, width = (a * b, 2 * d) if multiply else (a + b, d + 1)
-        text_a, text_b, text_c = f"{a:0{d}d}", f"{b:0{d}d}", f"{result:0{width}d}"
+        if fixed_width:  # both operands share d, leading zeros kept, fixed-width answer
+            d = rng.randint(lo, hi)
+            a, b = rng.randrange(10 ** d), rng.randrange(10 ** d)
+            result, width = (a * b, 2 * d) if multiply else (a + b, d + 1)
+            text_a, text_b, text_c = f"{a:0{d}d}", f"{b:0{d}d}", f"{result:0{width}d}"
+        else:  # the official harness: each operand o digits (o uniform), no leading zero, plain answer
+            a, b = (rng.randint(10 ** (o - 1), 10 ** o - 1) for o in (rng.randint(lo, hi), rng.randint(lo, hi)))
+            text_a, text_b, text_c = str(a), str(b), str(a * b if multiply else a + b)
         if reverse:
             text_a, text_b, text_c = text_a[::-1], text_b[::-1], text_c[::-1]
         rows.append([int(c) for c in text_a] + [OP] + [int(c) for c in text_b] + [EQUALS]
@@ -94,24 +97,27 @@ def _arith_rows(n_rows, rng, digits, min_digits, max_digits, multiply, reverse):
     return rows
 
 
-def ref_addition(n_rows: int, rng: random.Random, digits: int = 5, min_digits=None, max_digits=None):
-    """Addition rows: a + b = s <stop>, fixed widths, most significant digit first."""
-    return _arith_rows(n_rows, rng, digits, min_digits, max_digits, multiply=False, reverse=False)
+def ref_addition(n_rows: int, rng: random.Random, digits: int = 5, min_digits=None, max_digits=None,
+                 fixed_width: bool = False):
+    """Addition rows: a + b = s <stop>, most significant digit first."""
+    return _arith_rows(n_rows, rng, digits, min_digits, max_digits, False, False, fixed_width)
 
 
-def ref_reversed_addition(n_rows: int, rng: random.Random, digits: int = 10, min_digits=None, max_digits=None):
+def ref_reversed_addition(n_rows: int, rng: random.Random, digits: int = 10, min_digits=None, max_digits=None,
+                          fixed_width: bool = False):
     """Addition rows with every number least significant digit first."""
-    return _arith_rows(n_rows, rng, digits, min_digits, max_digits, multiply=False, reverse=True)
+    return _arith_rows(n_rows, rng, digits, min_digits, max_digits, False, True, fixed_width)
 
 
-def ref_multiplication(n_rows: int, rng: random.Random, digits: int = 5, min_digits=None, max_digits=None):
-    """Multiplication rows: a * b = p <stop>, product written with 2d digits."""
-    return _arith_rows(n_rows, rng, digits, min_digits, max_digits, multiply=True, reverse=False)
+def ref_multiplication(n_rows: int, rng: random.Random, digits: int = 5, min_digits=None, max_digits=None,
+                       fixed_width: bool = False):
+    """Multiplication rows: a * b = p <stop>, most significant digit first."""
+    return _arith_rows(n_rows, rng, digits, min_digits, max_digits, True, False, fixed_width)
 
 
 REFERENCE = {
     "eca": (ref_eca, {"rule": 110, "width": 32, "steps": 3, "density": 0.5, "burn_in": 0, "boundary": "periodic"}),
-    "haystack": (ref_haystack, {"pairs": 30}),
+    "haystack": (ref_haystack, {"min_pairs": 1, "max_pairs": 30}),
     "addition": (ref_addition, {"digits": 5}),
     "reversed_addition": (ref_reversed_addition, {"digits": 10}),
     "multiplication": (ref_multiplication, {"digits": 5}),

@@ -122,6 +122,8 @@ def test_warmup_builds_a_model_for_the_task():
     (dict(grad_accum=0), ["grad_accum", ">= 1"]),
     (dict(eval_every=0), ["eval_every", ">= 1"]),
     (dict(data="haystack"), ["vocab_size mismatch", "haystack", "256", "vocab_size=12"]),
+    (dict(scoring="official"), ["scoring must be one of", "'reference', 'all'", "'official'"]),
+    (dict(length_groups=0), ["length_groups", ">= 1"]),
 ])
 def test_train_bad_arguments(kwargs, words):
     arguments = dict(data="identity", steps=2, params=None if "data" in kwargs else RAGGED, progress=False)
@@ -170,3 +172,37 @@ def test_torchrun_two_processes_read_disjoint_rows(tmp_path):
     assert [r["tokens"] for r in metrics(out) if "loss" in r] == [72, 144, 216]  # both ranks: 8 rows x 9
     assert GPT.from_pretrained(out).config.vocab_size == 12
     assert np.isfinite(metrics(out)[-1]["eval_loss"])
+
+
+# --- the fast path and the official scoring -----------------------------------------------------
+
+def test_scored_fast_path_trains_like_the_full_forward_pass():
+    # the same model trained through GPT.scored_forward (pruned last block, grouped lengths) and
+    # through the Hugging Face conversion (full logits at every position) follows the same losses
+    params = {"min_pairs": 1, "max_pairs": 6}
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_name("2_4_16", vocab_size=256, block_size=16, tie_embeddings=False))
+    hf_model = model.to_hf()
+    fast = train(model, "haystack", 6, params=params, batch_size=64, length_groups=4, eval_data=False,
+                 progress=False, log_every=1, scoring="reference")
+    full = train(hf_model, "haystack", 6, params=params, batch_size=64, eval_data=False, progress=False,
+                 log_every=1, scoring="reference")
+    assert np.allclose([r["loss"] for r in fast["history"]], [r["loss"] for r in full["history"]], atol=1e-5)
+
+
+def test_evaluate_reference_scoring_counts_the_official_positions():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_name("2_4_16", vocab_size=32, block_size=40))
+    rows = procgen.generate("addition", n=50, seed=1, split="test")
+    lengths = np.diff(rows.offsets)
+    reference = evaluate_batch(model, rows, scoring="reference")
+    every = evaluate_batch(model, rows, scoring="all")
+    # reference: answer digits 2..n and the stop, plus the pad after rows shorter than 19 tokens
+    assert reference["tokens"] == int((lengths - 12 - 1).sum() + (lengths < 19).sum())
+    assert every["tokens"] == int((lengths - 12).sum())
+    # the fast path (procgen GPT) and the full logits (its Hugging Face twin) agree
+    hf_scores = evaluate_batch(model.to_hf(), rows, scoring="reference")
+    assert (hf_scores["accuracy"], hf_scores["tokens"]) == (reference["accuracy"], reference["tokens"])
+    assert abs(hf_scores["loss"] - reference["loss"]) < 1e-5
+    with pytest.raises(ValueError, match="scoring must be one of 'reference', 'all'; got 'paper'"):
+        evaluate(model, "addition", n=2, scoring="paper")

@@ -144,7 +144,7 @@ def test_paper_protocol_is_the_official_finetune():
     assert paper.tie_embeddings is False and paper.scoring == "reference" and paper.official_model
     quarter = rp.get_budget("quarter")
     assert quarter.finetune_steps == 2500 and dataclasses.replace(quarter, name="paper", finetune_steps=10_000,
-                                                                  warmup_steps=10_000, eval_every=500) == paper
+                                                                  eval_every=500) == paper
 
 
 def test_official_transfer_rules(tmp_path):

@@ -209,3 +209,79 @@ def test_dataset_bad_arguments(kwargs, words):
         ProcgenIterableDataset(task, **kwargs)
     for word in words:
         assert word in str(err.value)
+
+
+# --- scoring="reference": the official harness's labels ----------------------------------------
+
+def _official_label_positions(row, task, max_digits):
+    """What the official harness trains and scores (its compute_loss / compute_metrics): the row
+    padded to its fixed width (id 12 for arithmetic, 0 for the haystack), then every position t+1
+    whose *current* token at t is >= 20 (arithmetic) or >= 158 (the haystack's query)."""
+    if task == "haystack":
+        width, pad, threshold = 63, 0, 158
+    else:
+        width = (5 if task == "multiplication" else 3) * max_digits + 4
+        pad, threshold = 12, 20
+    padded = list(row) + [pad] * (width - len(row))
+    return [t + 1 for t in range(width - 1) if padded[t] >= threshold]
+
+
+@pytest.mark.parametrize("task, params", [("haystack", {}), ("addition", {}), ("reversed_addition", {}),
+                                          ("multiplication", {}), ("addition", {"min_digits": 2, "max_digits": 6})])
+def test_reference_labels_are_the_official_positions(task, params):
+    b = procgen.generate(task, n=300, seed=3, split="test", **params)
+    out = collate_batch(b, scoring="reference")
+    max_digits = b.params.get("max_digits")
+    pad = b.pad_id
+    for i in range(len(b)):
+        row = b[i].tolist()
+        wanted = _official_label_positions(row, task, max_digits)
+        got = torch.nonzero(out["labels"][i] != -100).flatten().tolist()
+        assert got == wanted, (i, row)
+        # the label is the token itself, or our pad id where the official harness predicts its pad
+        for t in got:
+            assert int(out["labels"][i, t]) == (row[t] if t < len(row) else pad)
+    every = collate_batch(b, scoring="all")
+    if task == "haystack":  # one answer token, the one the harness scores
+        assert torch.equal(every["labels"], out["labels"][:, :every["labels"].shape[1]])
+    else:  # the first answer digit is never scored, the stop (and the pad after it) are
+        width = every["labels"].shape[1]
+        assert ((every["labels"] != -100) != (out["labels"][:, :width] != -100)).any(dim=1).all()
+
+
+def test_reference_scoring_equals_all_for_tasks_without_an_official_probe():
+    b = procgen.generate("sort", n=20, seed=0, length=8, vocab_size=10)
+    assert torch.equal(collate_batch(b, scoring="reference")["labels"], collate_batch(b)["labels"])
+
+
+def test_scoring_errors_name_the_parameter():
+    b = procgen.generate("addition", n=2, seed=0)
+    with pytest.raises(ValueError, match="scoring must be one of 'reference', 'all'; got 'paper'"):
+        collate_batch(b, scoring="paper")
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        ProcgenIterableDataset("addition", scoring="official")
+    with pytest.raises(ValueError, match="packing"):
+        ProcgenIterableDataset("dyck", pack=True, block_size=64, scoring="reference")
+    with pytest.raises(ValueError, match="row 0 has 18 tokens and a scored pad token after them but block_size=18"):
+        collate_batch(_row("addition", [1, 2, 3, 4, 5, 10, 1, 1, 1, 1, 1, 11, 22, 23, 24, 25, 26, 30], 12),
+                      block_size=18, scoring="reference")
+
+
+def _row(task, tokens, answer_start):
+    from procgen.batch import Batch
+    from procgen.tasks import get_task
+
+    return Batch(np.array(tokens, np.uint8), np.array([0, len(tokens)]), np.array([answer_start], np.int32), task,
+                 get_task(task).resolve_params({}), 0, "train", 0)
+
+
+def test_reference_labels_of_hand_made_rows():
+    # 12345 + 11111 = 23456: 18 tokens, one short of the official width 19, so the harness also
+    # scores the prediction of its pad after the stop; the first answer digit (2) is never scored
+    out = collate_batch(_row("addition", [1, 2, 3, 4, 5, 10, 1, 1, 1, 1, 1, 11, 22, 23, 24, 25, 26, 30], 12),
+                        scoring="reference")
+    assert out["labels"].tolist() == [[-100] * 13 + [23, 24, 25, 26, 30, 31]]
+    # 65125 + 43936 = 109061: 19 tokens, the full width: no pad position
+    out = collate_batch(_row("addition", [6, 5, 1, 2, 5, 10, 4, 3, 9, 3, 6, 11, 21, 20, 29, 20, 26, 21, 30], 12),
+                        scoring="reference")
+    assert out["labels"].tolist() == [[-100] * 13 + [20, 29, 20, 26, 21, 30]]

@@ -135,7 +135,7 @@ def train(model, data, steps: int, *, params: dict | None = None, lr: float = 1e
     length_groups : int, optional
         procgen GPTs train through :meth:`~procgen.train.model.GPT.scored_forward` (the last
         block, ``ln_f`` and the output layer only where a label is predicted), with the rows of a
-        micro-batch run in this many groups of similar length (default: one group per 128 rows,
+        micro-batch run in this many groups of similar length (default: one group per 125 rows,
         at most 8). Other models (Hugging Face) run their full forward pass.
     callback : callable, optional
         ``callback(step, metrics) -> bool`` after every step (``metrics`` holds what was logged
@@ -401,7 +401,7 @@ class _Run:
 
         if not isinstance(self.module, GPT):
             return {}
-        groups = self.length_groups if self.length_groups is not None else min(8, max(1, rows // 128))
+        groups = self.length_groups if self.length_groups is not None else min(8, max(1, rows // 125))
         return {"only_scored": True, "length_groups": groups}
 
     def _evaluate(self, step: int) -> dict | None:

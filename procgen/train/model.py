@@ -237,7 +237,8 @@ class GPT(nn.Module):
         at the scored positions (its keys and values still see every position), and nothing runs
         past a row's last scored position. ``length_groups`` > 1 sorts the rows by that last
         position and runs them in this many groups, each cut to its own width: for rows of very
-        different lengths (the haystack's 4..62 tokens) that skips most of the padding. With most
+        different lengths (the haystack's 4..62 tokens) that skips most of the padding (when it
+        would skip less than a fifth, one group runs). With most
         positions scored (LM-style rows) the blocks run at every position, as in :meth:`forward`.
 
         >>> model = GPT(GPTConfig(vocab_size=10, n_layer=1))
@@ -257,13 +258,18 @@ class GPT(nn.Module):
         targets = labels.gather(1, queries + 1).masked_fill(~valid, IGNORE_INDEX)  # (B, P)
         widths = queries.max(1).values + 1  # (B,) nothing after a row's last scored position matters
         groups = max(1, min(int(length_groups), B))
+        if groups > 1:
+            order = torch.argsort(widths, stable=True)
+            chunks = order.tensor_split(groups)
+            grouped = sum(len(rows) * int(widths[rows].max()) for rows in chunks if len(rows))
+            if grouped > 0.8 * B * int(widths.max()):  # rows of similar length: groups would only cost calls
+                groups = 1
         if groups == 1:
             hidden = self._scored_hidden(input_ids, queries, attention_mask, int(widths.max()))
         else:
-            order = torch.argsort(widths, stable=True)
             hidden = torch.empty(B, P, self.config.n_embd, device=input_ids.device,
                                  dtype=self.transformer.wte.weight.dtype)
-            for rows in order.tensor_split(groups):
+            for rows in chunks:
                 if len(rows):
                     width = int(widths[rows].max())
                     mask = None if attention_mask is None else attention_mask[rows]

@@ -247,14 +247,16 @@ BUDGETS = {
                     weight_decay=1e-3, eval_rows=4000, eval_every=250, curve_rows=500, seeds=3),
     # the official harness's fine-tune exactly (HF Trainer defaults: AdamW 1e-3, betas 0.9/0.999,
     # 500 linear warm-up steps, cosine to 0, wd 1e-3, clip 1; batch 1000 fresh rows x 10 000 steps;
-    # untied GPT-2, loss on the scored positions, 4000 test rows). The warm-up is not published.
-    "paper": Budget("paper", warmup_steps=10_000, warmup_batch_size=1000, warmup_lr=1e-3,
+    # untied GPT-2, loss on the scored positions, 4000 test rows). The papers do not publish the
+    # diagnostic warm-ups: ours is the small budget's (2000 steps x 128 rows, lr 3e-3) until a
+    # documented recipe search replaces it (docs/results.md).
+    "paper": Budget("paper", warmup_steps=2000, warmup_batch_size=128, warmup_lr=3e-3,
                     finetune_steps=10_000, finetune_batch_size=1000, finetune_lr=1e-3, lr_warmup_steps=500,
                     weight_decay=1e-3, eval_rows=4000, eval_every=500, curve_rows=1000, seeds=3,
                     betas=(0.9, 0.999), min_lr_ratio=0.0, tie_embeddings=False, scoring="reference",
                     official_model=True),
     # the paper's protocol at a quarter of its fine-tune rows (2 500 steps x 1000)
-    "quarter": Budget("quarter", warmup_steps=2500, warmup_batch_size=1000, warmup_lr=1e-3,
+    "quarter": Budget("quarter", warmup_steps=2000, warmup_batch_size=128, warmup_lr=3e-3,
                       finetune_steps=2500, finetune_batch_size=1000, finetune_lr=1e-3, lr_warmup_steps=500,
                       weight_decay=1e-3, eval_rows=4000, eval_every=250, curve_rows=1000, seeds=3,
                       betas=(0.9, 0.999), min_lr_ratio=0.0, tie_embeddings=False, scoring="reference",
