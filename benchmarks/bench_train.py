@@ -41,6 +41,7 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/bench_train.py`
 
 import procgen  # noqa: E402
+from procgen.tasks import get_task  # noqa: E402
 from procgen.train.data import collate_batch  # noqa: E402
 from procgen.train.model import GPT, GPTConfig  # noqa: E402
 from procgen.train.reproduce import OFFICIAL_POSITIONS  # noqa: E402
@@ -94,7 +95,7 @@ def probe_steps(task: str, batch_size: int, device):
     ids, labels = inputs["input_ids"].to(device), inputs["labels"].to(device)
     official_ids = ids.masked_fill(inputs["attention_mask"].to(device) == 0, OFFICIAL_PAD[task])
     torch.manual_seed(0)
-    vocab_size = procgen.tasks.get_task(task).vocab_size(rows.params)
+    vocab_size = get_task(task).vocab_size(rows.params)
     config = GPTConfig.from_name("2_4_16", vocab_size=vocab_size, block_size=OFFICIAL_POSITIONS[task],
                                  tie_embeddings=False)
     ours = GPT(config).to(device).train()

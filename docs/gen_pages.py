@@ -2,7 +2,8 @@
 
 Writes ``docs/tasks/index.md`` and one ``docs/tasks/<task>.md`` per registered task, built from
 the registry (``procgen.tasks.get_task``): summary, the task module's docstring, the parameter
-specs (default, allowed values, help), the token layout and vocabulary measured on generated rows,
+specs (default, allowed values, help), the token layout and the vocabulary (runs of ids collapsed
+by ``procgen.hub.vocab_table``, as on the Hub card) measured on generated rows,
 three rendered example rows (seed 0), the paper finding the task serves, and the relevant
 sections of ``docs/differences.md``. ``tests/test_docs.py`` regenerates the pages into a temporary
 directory and fails when the committed ones differ, so the pages cannot drift from the code.
@@ -16,11 +17,11 @@ import sys
 from pathlib import Path
 
 import procgen
+from procgen.hub import vocab_table
 from procgen.tasks import _MODULES, get_task, task_names
 
 DOCS = Path(__file__).resolve().parent
 EXAMPLE_ROWS = 3
-VOCAB_HEAD, VOCAB_TAIL = 24, 6  # vocabularies with more runs of ids are shown truncated
 
 # Parameters used for the examples where the defaults cannot generate (mix needs a spec).
 EXAMPLE_PARAMS = {"mix": {"spec": {"tasks": {"set": {"weight": 0.5}, "union": {"weight": 0.5}}}}}
@@ -308,39 +309,6 @@ def _layout_table(task, batch) -> list[str]:
     return lines
 
 
-def vocab_runs(vocab: list[str]) -> list[tuple[int, int]]:
-    """Group ids into runs ``(first, last)`` of names that count up: ``v1, v2, ... v127`` is one run."""
-    runs: list[tuple[int, int]] = []
-    previous = None
-    for i, token in enumerate(vocab):
-        match = re.fullmatch(r"(.*?)(\d+)(\D*)", token)
-        key = (match.group(1), int(match.group(2)), match.group(3)) if match else None
-        if runs and key and previous and key[0] == previous[0] and key[2] == previous[2] and key[1] == previous[1] + 1:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-        previous = key
-    pairs = [r for run in runs for r in ([(run[0], run[0]), (run[1], run[1])] if run[1] == run[0] + 1 else [run])]
-    return pairs  # a run of two reads better as two ids
-
-
-def _vocab_table(batch) -> list[str]:
-    vocab = batch.vocab
-    runs = vocab_runs(vocab)
-    truncated = len(runs) > VOCAB_HEAD + VOCAB_TAIL
-    shown = runs[:VOCAB_HEAD] + [None] + runs[-VOCAB_TAIL:] if truncated else runs
-    lines = ["| ids | tokens |", "|---:|---|"]
-    for run in shown:
-        if run is None:
-            lines.append("| … | … |")
-        elif run[0] == run[1]:
-            lines.append(f"| {run[0]} | {code(vocab[run[0]])} |")
-        else:
-            lines.append(f"| {run[0]}–{run[1]} | {code(vocab[run[0]])} … {code(vocab[run[1]])} |")
-    lines += ["", f"{len(vocab)} ids in total" + ("; some are left out above." if truncated else ".")]
-    return lines
-
-
 def _spec_format() -> list[str]:
     """The keys of a mixture spec (the values come from procgen.mixture, so they cannot drift)."""
     from procgen import mixture
@@ -391,7 +359,7 @@ def task_page(name: str) -> str:
         lines += _spec_format()
     lines += ["## Token layout", "",
               f"Measured on the example rows below ({'default parameters' if not given else 'the example spec'}).", "",
-              *_layout_table(task, batch), "", "## Vocabulary", "", *_vocab_table(batch), ""]
+              *_layout_table(task, batch), "", "## Vocabulary", "", *vocab_table(batch.vocab), ""]
     call = f'procgen.generate("{name}", {EXAMPLE_ROWS}, seed=0' + "".join(
         f", {key}={value!r}" for key, value in (given or {}).items()) + ")"
     lines += ["## Example rows", "",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
 from procgen._rng import base_key, check_seed, check_split
 from procgen.batch import Batch
-from procgen.tasks import get_task, task_names
+from procgen.tasks import get_task
 
 
 def check_count(value, name: str = "n", minimum: int = 1) -> int:
@@ -68,20 +69,38 @@ def generate(task: str, n, seed: int = 0, split: str = "train", start: int = 0, 
     return Batch(tokens, offsets, answer_start, task, resolved, seed, split, start, row_task)
 
 
-def tasks() -> dict[str, dict]:
-    """Registry listing: ``{name: {"summary": ..., "params": {param: (default, allowed, help)}}}``.
+def rows_for_tokens(task: str, tokens, seed: int = 0, split: str = "train", **params) -> int:
+    """Rows to generate for ``tokens`` tokens: ``ceil(tokens / mean row length)``.
 
-    >>> "dyck" in tasks()
-    True
+    The mean is exact when the task states it (fixed-length rows, uniform length ranges: see
+    :meth:`procgen.tasks.Task.mean_row_length`), else measured on the stream's first rows. With
+    rows all of one length the rows hold at least ``tokens`` tokens (less than one row more);
+    with variable lengths their total is ``tokens`` up to sampling noise (a fraction of a percent
+    for large datasets).
+
+    Parameters
+    ----------
+    task : str
+        A registered task name.
+    tokens : int or integral float
+        Target token count, >= 1 (``2e8`` is accepted).
+    seed : int, default 0
+    split : {"train", "validation", "test"}, default "train"
+    **params
+        Task parameters.
+
+    Example
+    -------
+    >>> rows_for_tokens("dyck", 1000, length=64)
+    16
     """
-    listing = {}
-    for name in task_names():
-        spec = get_task(name)
-        listing[name] = {
-            "summary": spec.summary,
-            "params": {p.name: {"default": p.default, "allowed": p.allowed(), "help": p.help} for p in spec.params},
-        }
-    return listing
+    spec = get_task(task)
+    tokens = check_count(tokens, "tokens")
+    seed = check_seed(seed)
+    check_split(split)
+    resolved = spec.resolve_params(params)
+    mean = Fraction(spec.mean_row_length(resolved, seed=seed, split=split))
+    return max(1, math.ceil(Fraction(tokens) / mean))
 
 
 def task_function(name: str):

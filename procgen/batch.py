@@ -47,6 +47,16 @@ class Batch:
         self.row_task = row_task
         self._vocab = None
 
+    # pickle / datasets fingerprints: the rows and what produced them, not the cached vocabulary
+    # (so a Batch hashes the same before and after .vocab or .show())
+    def __getstate__(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__ if name != "_vocab"}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._vocab = None
+
     # --- sequence protocol ---------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.offsets) - 1

@@ -2,12 +2,13 @@
 
 ::
 
-    procgen list
+    procgen list [--json]
     procgen generate dyck -n 1e6 --out data/dyck --shards 4 --workers 2 --k 4 --max-depth 16
     procgen validate data/dyck
     procgen info data/dyck [--json]
     procgen show data/dyck -n 5
-    procgen bench | train ... | push DIR REPO | export ...
+    procgen export data/dyck --out nanogpt/dyck/train.bin      # or --format parquet|jsonl
+    procgen bench | train ... | push DIR REPO
 
 Task parameters are not written per task: ``procgen generate TASK`` builds its options from the
 task's :class:`procgen.tasks.Param` specs (``max_depth`` -> ``--max-depth``; booleans as
@@ -22,10 +23,13 @@ commands that need them, and ``train``/``push``/``export`` are imported only whe
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -46,7 +50,7 @@ LAZY_COMMANDS = {
 }
 
 # options of `procgen generate TASK` that are not task parameters (a task parameter may not reuse them)
-_GENERIC_OPTIONS = ("n", "out", "shards", "workers", "seed", "split", "shard_index", "overwrite", "quiet")
+_GENERIC_OPTIONS = ("n", "tokens", "out", "shards", "workers", "seed", "split", "shard_index", "overwrite", "quiet")
 _NONE_WORDS = ("none", "null")
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
@@ -172,10 +176,15 @@ def cli():
 # --- list ---------------------------------------------------------------------------------------
 
 @cli.command("list")
-def list_command():
+@click.option("--json", "as_json", is_flag=True,
+              help="print the registry as JSON: task -> summary and parameters (type, default, range)")
+def list_command(as_json):
     """List the tasks, their parameters, defaults and allowed values."""
     from procgen.tasks import available_tasks, get_task
 
+    if as_json:
+        click.echo(json.dumps(registry_listing(), indent=2))
+        return
     for index, name in enumerate(available_tasks()):
         task = get_task(name)
         if index:
@@ -186,6 +195,38 @@ def list_command():
         for flag, default, allowed in rows:
             click.echo(f"  {flag:<{widths[0]}}  default {default:<{widths[1]}}  {allowed}")
     click.echo("\nRun 'procgen generate TASK --help' for what each parameter means.")
+
+
+def registry_listing() -> dict:
+    """Every registered task as plain JSON-ready data (what ``procgen list --json`` prints).
+
+    ``{task: {"summary": str, "params": {name: {"flag", "type", "default", "allowed", "low",
+    "high", "low_open", "high_open", "choices", "nullable", "multiple", "help"}}}}``; ``low`` /
+    ``high`` are the bounds (None: unbounded), inclusive unless ``low_open`` / ``high_open``;
+    ``allowed`` says the same in words.
+
+    >>> registry_listing()["dyck"]["params"]["k"]["type"]
+    'int'
+    """
+    from procgen.tasks import available_tasks, get_task
+
+    def plain(value):  # tuples (multi-valued defaults, choices) as JSON lists
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return value
+
+    listing = {}
+    for name in available_tasks():
+        task = get_task(name)
+        listing[name] = {"summary": task.summary, "params": {
+            p.name: {"flag": _flag(p.name), "type": p.kind.__name__, "default": plain(p.default),
+                     "allowed": p.allowed(), "low": p.low, "high": p.high, "low_open": p.low_open,
+                     "high_open": p.high_open, "choices": plain(p.choices), "nullable": p.nullable,
+                     "multiple": p.multiple, "help": p.help}
+            for p in task.params}}
+    return listing
 
 
 # --- generate -----------------------------------------------------------------------------------
@@ -338,8 +379,11 @@ def _given_task_params(ctx, task) -> dict:
 
 
 _GENERATE_OPTIONS = [
-    click.Option(["-n", "--rows", "n"], type=CountType(), required=True,
-                 help="number of rows to generate (1e7 is accepted)"),
+    click.Option(["-n", "--rows", "n"], type=CountType(), default=None,
+                 help="number of rows to generate (1e7 is accepted); this or --tokens"),
+    click.Option(["--tokens"], type=CountType(), default=None, metavar="TOKENS",
+                 help="instead of -n: about this many tokens, ceil(TOKENS / mean row length) rows (at least "
+                      "TOKENS for fixed-length rows); the exact count written is reported"),
     click.Option(["--out", "-o", "out"], type=click.Path(file_okay=False, dir_okay=True), required=True,
                  metavar="DIR", help="output dataset directory"),
     click.Option(["--shards"], type=click.IntRange(min=1), default=None,
@@ -395,23 +439,36 @@ def _generate(ctx, task, params: dict) -> None:
     from procgen.dataset import write
 
     options = ctx.params
+    if (options["n"] is None) == (options["tokens"] is None):
+        raise click.UsageError("-n/--rows and --tokens are mutually exclusive: give one of them" if options["n"]
+                               else "give the size: -n/--rows ROWS or --tokens TOKENS", ctx)
     began = time.perf_counter()
-    manifest = write(task.name, options["out"], options["n"], shards=options["shards"],
-                     workers=options["workers"], seed=options["seed"], split=options["split"],
-                     shard_index=options["shard_index"], overwrite=options["overwrite"],
-                     progress=not options["quiet"], **params)
+    try:
+        manifest = write(task.name, options["out"], options["n"], shards=options["shards"],
+                         workers=options["workers"], seed=options["seed"], split=options["split"],
+                         shard_index=options["shard_index"], overwrite=options["overwrite"],
+                         progress=not options["quiet"], tokens=options["tokens"], **params)
+    except ValueError as err:
+        raise ValueError(_as_flags(str(err))) from None
     seconds = time.perf_counter() - began
     if options["quiet"]:
         return
     if manifest.get("complete", True):
         rows, tokens, shards = _totals(manifest)
-        click.echo(f"wrote {rows:,} rows, {tokens:,} tokens in {shards} shard{'s' * (shards != 1)} to "
+        asked = "" if options["tokens"] is None else f" (--tokens {options['tokens']:,})"
+        click.echo(f"wrote {rows:,} rows, {tokens:,} tokens{asked} in {shards} shard{'s' * (shards != 1)} to "
                    f"{options['out']} ({_per_second(tokens, seconds)} tokens/s)")
     else:  # --shard-index: other shards are still missing
         shard = manifest["shard"]
         click.echo(f"wrote shard {options['shard_index']} ({shard['num_rows']:,} rows, {shard['num_tokens']:,} "
                    f"tokens) to {options['out']}; {len(manifest['shards_done'])} of {manifest['num_shards']} "
                    f"shards done, the job that writes the last one finalises the dataset")
+
+
+def _as_flags(message: str) -> str:
+    """A library error reworded for the command line: ``overwrite=True`` -> ``--overwrite``."""
+    message = re.sub(r"\boverwrite=True\b", "--overwrite", message)
+    return re.sub(r"\bwith shard_index\b", "with --shard-index", message)
 
 
 def _per_second(count: int, seconds: float) -> str:
@@ -453,6 +510,7 @@ def generate_command():
     Task parameters are options of the task's command: see `procgen generate TASK --help`, or
     `procgen list` for all tasks. Example:
 
+    \b
         procgen generate dyck -n 1e6 --out data/dyck --shards 4 --k 4
     """
 
@@ -513,7 +571,7 @@ def info_command(directory, as_json):
 def show_command(directory, count):
     """Print the first rows of a dataset with readable token names.
 
-    ``|`` marks where the answer starts (tasks with a prompt).
+    A '|' marks where the answer starts (tasks with a prompt).
     """
     from procgen.dataset import iter_batches
 
@@ -541,7 +599,22 @@ def bench_command(ctx):
         raise CommandFailed("procgen bench needs the benchmarks/ folder of a source checkout: run "
                             "`python -m benchmarks` there (one part alone: `python -m benchmarks.bench_generate`, "
                             "`python -m benchmarks.bench_write`)", exit_code=2)
+    if "-h" in ctx.args or "--help" in ctx.args:
+        click.echo(_report_help(module, list(ctx.args)), nl=False)
+        return
     module.main(list(ctx.args))
+
+
+def _report_help(module, args: list) -> str:
+    """The benchmark report's argparse help, its RST markup (``code``, ``::``) made plain text."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        try:
+            module.main(args)
+        except SystemExit:  # argparse exits after printing the help
+            pass
+    text = captured.getvalue().replace("``", "`")
+    return re.sub(r"::$", ":", text, flags=re.M)
 
 
 def _import_benchmarks():

@@ -31,12 +31,15 @@ import os
 import re
 import shlex
 import shutil
+import threading
+import time
 
 import numpy as np
 
+from procgen import _workers
 from procgen._files import atomic_open
 from procgen._rng import base_key, check_seed, check_split
-from procgen.api import check_count
+from procgen.api import check_count, rows_for_tokens
 from procgen.batch import Batch
 from procgen.tasks import get_task
 
@@ -48,7 +51,7 @@ _INFO_NAME = "dataset_info.json"
 _STATE_NAME = "state.json"
 # Tokens per record batch: bounds the memory of a writer (a few chunks) whatever n is.
 _CHUNK_TOKENS = 1 << 22
-# Work (tokens) below which an extra spawned worker cannot pay for its start-up (about 1 s).
+# Work (tokens) below which an extra helper process cannot pay for its start-up (about 1 s).
 _SPAWN_TOKENS = 1 << 27
 # Default shard size: at most about this many tokens per shard.
 _SHARD_TOKENS = 1 << 28
@@ -90,8 +93,8 @@ class DatasetError(Exception):
 # writing
 # =============================================================================================
 
-def write(task: str, out, n, shards=None, workers=1, seed: int = 0, split: str = "train",
-          shard_index=None, overwrite: bool = False, progress: bool = True, **params) -> dict:
+def write(task: str, out, n=None, shards=None, workers=1, seed: int = 0, split: str = "train",
+          shard_index=None, overwrite: bool = False, progress: bool = True, tokens=None, **params) -> dict:
     """Generate rows ``0 .. n-1`` of a task into a sharded dataset directory ``out``.
 
     Parameters
@@ -102,15 +105,15 @@ def write(task: str, out, n, shards=None, workers=1, seed: int = 0, split: str =
         Target directory (created if needed). If it already holds this same dataset, complete or
         interrupted, the call resumes it: finished shards whose sha256 matches are kept.
     n : int or integral float
-        Number of rows (``1e7`` is accepted).
+        Number of rows (``1e7`` is accepted). Give ``n`` or ``tokens``, not both.
     shards : int, optional
         Number of shards, in ``[1, n]``. Default: about 2**28 tokens per shard, rounded up to a
         multiple of ``workers``. Shard ``j`` holds rows ``[j*n//shards, (j+1)*n//shards)``.
     workers : int, default 1
-        Processes writing shards in parallel: this one plus up to ``workers - 1`` spawned ones
-        (never forked; a write too small to repay a worker's ~1 s start-up uses fewer). Results do
-        not depend on it. Scripts using ``workers > 1`` need the usual
-        ``if __name__ == "__main__":`` guard of the spawn start method.
+        Processes writing shards in parallel: this one plus up to ``workers - 1`` helper processes
+        (fresh interpreters, never forked, that do not re-import your script, so top-level code
+        without an ``if __name__ == "__main__":`` guard works; a write too small to repay a
+        helper's ~1 s start-up uses fewer). Results do not depend on it.
     seed : int, default 0
         Non-negative seed.
     split : {"train", "validation", "test"}, default "train"
@@ -121,7 +124,12 @@ def write(task: str, out, n, shards=None, workers=1, seed: int = 0, split: str =
     overwrite : bool, default False
         Replace a different dataset already in ``out`` (deletes only procgen's own files).
     progress : bool, default True
-        Show a progress bar over rows.
+        Show a progress bar over rows, with the tokens written and tokens/s.
+    tokens : int or integral float, optional
+        Instead of ``n``: write ``ceil(tokens / mean row length)`` rows (see
+        :func:`procgen.api.rows_for_tokens`; the mean is exact when the task states it, else
+        measured on the stream's first rows). Fixed-length rows then hold at least ``tokens``
+        tokens; the manifest's ``num_tokens`` is the exact count written.
     **params
         Task parameters (unknown names or out-of-range values raise ValueError).
 
@@ -144,7 +152,13 @@ def write(task: str, out, n, shards=None, workers=1, seed: int = 0, split: str =
     >>> manifest = procgen.write("dyck", "data/dyck", n=1e6, shards=4, k=4)   # doctest: +SKIP
     >>> procgen.load("data/dyck")                                              # doctest: +SKIP
     Dataset({features: ['input_ids', 'answer_start'], num_rows: 1000000})
+    >>> procgen.write("dyck", "data/dyck-2e8", tokens=2e8)["num_tokens"]      # doctest: +SKIP
+    200000000
     """
+    if (n is None) == (tokens is None):
+        raise ValueError(f"pass exactly one of n (rows) and tokens; got {'both' if n is not None else 'neither'}")
+    if tokens is not None:
+        n = rows_for_tokens(task, tokens, seed=seed, split=split, **params)
     plan = _plan(task, out, n, shards, workers, seed, split, shard_index, overwrite, progress, params)
     try:
         return _run(plan, workers, shard_index, overwrite, progress)
@@ -354,90 +368,63 @@ def _remove_temps(out, shard_filename: str | None) -> None:
 
 
 def _generate(plan, todo, workers, progress) -> None:
-    """Write the shards in ``todo``, in this process and ``workers - 1`` spawned ones.
+    """Write the shards in ``todo``, in this process and up to ``workers - 1`` helper processes.
 
-    Every process (this one included, so no time is lost while the others start) claims the next
-    unwritten shard from a shared counter until none is left: shards balance dynamically and the
-    result does not depend on who wrote what.
+    Every process (this one included, so no time is lost while the helpers start) claims the next
+    unwritten shard until none is left: shards balance dynamically and the result does not depend
+    on who wrote what. Helpers are fresh interpreters that import procgen only (see
+    :mod:`procgen._workers`): never forked, and they never re-import the caller's ``__main__``.
     """
-    from tqdm.auto import tqdm
-
-    rows = sum(_shard_rows(plan, shard)[1] - _shard_rows(plan, shard)[0] for shard in todo)
-    # A spawned worker needs about a second to start (imports, numba cache): one that would find
-    # no work left by then only delays the end, so small writes use fewer helpers.
+    rows = sum(end - start for start, end in (_shard_rows(plan, shard) for shard in todo))
+    # A helper needs about a second to start (imports, numba cache): one that would find no work
+    # left by then only delays the end, so small writes use fewer helpers.
     helpers = min(workers, len(todo)) - 1
-    helpers = min(helpers, rows * plan["row_tokens"] // _SPAWN_TOKENS)
-    with tqdm(total=rows, unit=" rows", unit_scale=True, desc=f"procgen {plan['task']}", disable=not progress,
-              dynamic_ncols=True) as bar:
-        if helpers <= 0:
-            for shard in todo:
-                _write_shard(plan, shard, bar.update)
-            return
-        import multiprocessing
-        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-        context = multiprocessing.get_context("spawn")  # never fork: numba / OpenMP state
-        shared = (context.Value("q", 0), context.RawValue("b", 0), context.Value("q", 0))  # next, stop, rows
-        shown = 0
-
-        def show_progress(rows_written=0):
-            nonlocal shown
-            if rows_written:
-                _add_rows(shared[2], rows_written)
-            bar.update(shared[2].value - shown)
-            shown = shared[2].value
-
-        with ProcessPoolExecutor(helpers, mp_context=context, initializer=_init_worker, initargs=shared) as pool:
-            futures = [pool.submit(_worker_main, plan, todo) for _ in range(helpers)]
-            try:
-                _claim_and_write(plan, todo, shared, show_progress)
-                pending = set(futures)
-                while pending:
-                    done, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
-                    show_progress()
-                    for future in done:
-                        future.result()  # re-raises a worker's error
-            except BaseException:
-                shared[1].value = 1  # stop claiming; running shards finish or clean up
-                raise
+    helpers = max(0, min(helpers, rows * plan["row_tokens"] // _SPAWN_TOKENS))
+    with _Progress(rows, f"procgen {plan['task']}", progress) as bar:
+        _workers.run("procgen.dataset:_write_shard", plan, todo, helpers,
+                     lambda shard, report: _write_shard(plan, shard, report), bar.add)
 
 
-def _claim_and_write(plan, todo, shared, on_rows) -> None:
-    """Claim shards of ``todo`` from the shared counter and write them until none is left."""
-    next_index, stop, _ = shared
-    try:
-        while not stop.value:
-            with next_index.get_lock():
-                index = next_index.value
-                if index >= len(todo):
-                    return
-                next_index.value = index + 1
-            _write_shard(plan, todo[index], on_rows)
-    except BaseException:
-        stop.value = 1  # the other processes stop claiming
-        raise
+class _Progress:
+    """Rows and tokens written so far: a tqdm bar over rows, with tokens and tokens/s beside it.
+
+    ``add(rows, tokens)`` is called after every chunk, by this process's writer and by the threads
+    relaying the helpers' chunks. Each call adds exact counts under one lock (nothing is read
+    twice), so a finished write shows exactly ``total`` rows: 100%.
+    """
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.rows = self.tokens = 0
+        self._lock = threading.Lock()
+        self._began = time.perf_counter()
+        self._bar = tqdm(total=total, unit=" rows", unit_scale=True, desc=desc, disable=not enabled,
+                         dynamic_ncols=True)
+
+    def add(self, rows: int, tokens: int) -> None:
+        with self._lock:
+            self.rows += rows
+            self.tokens += tokens
+            rate = self.tokens / max(time.perf_counter() - self._began, 1e-9)
+            size = self._bar.format_sizeof
+            self._bar.set_postfix_str(f"{size(self.tokens)} tokens, {size(rate)} tokens/s", refresh=False)
+            self._bar.update(rows)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._bar.close()
 
 
-def _add_rows(counter, rows: int) -> None:
-    with counter.get_lock():
-        counter.value += rows
+def _write_shard(plan: dict, shard: int, on_chunk) -> dict:
+    """Generate shard ``shard`` chunk by chunk into a temp file, then publish it and its record.
 
-
-_WORKER_SHARED = None  # (next shard index, stop flag, rows written) in a worker process
-
-
-def _init_worker(next_index, stop, rows_done) -> None:
-    global _WORKER_SHARED
-    _WORKER_SHARED = (next_index, stop, rows_done)
-
-
-def _worker_main(plan: dict, todo: list) -> None:
-    """Worker entry point (top level, plain picklable arguments): claim and write shards."""
-    _claim_and_write(plan, todo, _WORKER_SHARED, lambda rows: _add_rows(_WORKER_SHARED[2], rows))
-
-
-def _write_shard(plan: dict, shard: int, on_rows) -> dict:
-    """Generate shard ``shard`` chunk by chunk into a temp file, then publish it and its record."""
+    ``on_chunk(rows, tokens)`` is called after every chunk (progress). This is also the function
+    helper processes run (``procgen._workers``), so it takes plain data only.
+    """
     import pyarrow as pa
 
     spec = get_task(plan["task"])
@@ -458,7 +445,7 @@ def _write_shard(plan: dict, shard: int, on_rows) -> dict:
                 row_task = spec.row_task(params, lo, count) if task_names is not None else None
                 writer.write_batch(_record_batch(tokens, offsets, answer_start, schema, row_task, task_names))
                 num_tokens += int(offsets[-1])
-                on_rows(count)
+                on_chunk(count, int(offsets[-1]))
     _fsync_dir(out)
     entry = {"filename": name, "row_start": row_start, "row_end": row_end, "num_rows": row_end - row_start,
              "num_tokens": num_tokens, "num_bytes": sink.size, "sha256": sink.hexdigest()}
@@ -547,6 +534,7 @@ def _manifest(plan, shards) -> dict:
         "num_tokens": sum(s["num_tokens"] for s in shards),
         "dtype": plan["dtype"],
         "vocab_size": spec.vocab_size(params),
+        "max_row_length": int(spec.max_row_length(params)),  # every row fits: a model's context length
         "pad_id": spec.pad_id(params),
         "lm_style": spec.lm_style,
         "vocab": spec.vocab(params),
@@ -740,12 +728,22 @@ def _incomplete(path) -> DatasetError:
 def info(path) -> dict:
     """Manifest of a finished dataset, plus ``path`` and ``num_bytes`` (total shard bytes).
 
+    ``vocab_size`` (ids ``0 .. vocab_size-1``) and ``max_row_length`` (no row is longer) size a
+    model for the data, e.g. ``GPT2Config(vocab_size=..., n_positions=...)``; for manifests written
+    before these fields existed they are computed from the task and its parameters.
     Raises DatasetError for an incomplete dataset, saying which shards are done.
 
     >>> procgen.info("data/dyck")["num_tokens"]   # doctest: +SKIP
     640000000
+    >>> procgen.info("data/dyck")["max_row_length"]   # doctest: +SKIP
+    64
     """
     manifest = read_manifest(path)
+    if "vocab_size" not in manifest or "max_row_length" not in manifest:  # older manifests
+        spec = get_task(manifest["task"])
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}
+        manifest = {"vocab_size": spec.vocab_size(params), "max_row_length": int(spec.max_row_length(params)),
+                    **manifest}
     return {**manifest, "path": os.path.abspath(os.fspath(path)),
             "num_bytes": sum(s.get("num_bytes", 0) for s in manifest["shards"])}
 

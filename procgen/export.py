@@ -1,88 +1,250 @@
-"""Export a procgen dataset for other trainers: a flat ``.bin`` token file or JSON lines.
+"""Export a procgen dataset for other trainers: a nanoGPT ``.bin`` token file, Parquet, or JSON lines.
 
-``bin`` is the nanoGPT convention: every row's tokens back to back in one raw file that
-``numpy.memmap(path, dtype=...)`` opens, plus a small JSON header (dtype, counts, vocabulary, the
-source manifest) and an ``.offsets.npy`` file so row boundaries and answer starts survive.
+``bin`` is nanoGPT's convention (``data/<name>/prepare.py`` writes it, ``train.py`` reads it with
+``np.memmap(path, dtype=np.uint16, mode="r")``): the tokens of row 0, row 1, ... back to back in
+one raw file, with no separator between rows. The default dtype is therefore ``uint16`` (``uint32``
+when the vocabulary has more than 65536 ids). Beside it go:
+
+* ``meta.pkl`` (in the same folder, as nanoGPT's ``shakespeare_char/prepare.py`` writes it): a
+  pickled ``{"vocab_size": int, "itos": {id: name}, "stoi": {name: id}}`` built from the task's
+  printable token names; nanoGPT's ``train.py`` takes the model's vocabulary size from it;
+* ``<out>.offsets.npy`` (int64, ``num_rows + 1``) and ``<out>.answer_start.npy`` (int32), so row
+  boundaries and answer starts survive: row ``i`` is ``tokens[offsets[i]:offsets[i+1]]``;
+* ``<out>.json``: a header (dtype, counts, file names, the source dataset's task/params/seed).
+
+``parquet`` writes the Hub layout, ``<out>/data/<split>-0000k-of-0000N.parquet`` (zstd, one file
+per shard, the Hub export's row groups), which ``datasets.load_dataset("parquet", data_dir=out)``
+loads; columns ``input_ids: list<uint8|uint16|int32>`` and ``answer_start: int32`` (and a
+mixture's ``task``). Exporting another split into the same ``out`` adds that split.
+
 ``jsonl`` writes one row per line, as ids or as readable token names.
+
+Every file is written under a temporary name and renamed when complete; missing parent folders of
+``out`` are created; OS errors name ``out`` (or the file beside it), never a temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import pickle
+import re
+import shutil
 
 import click
 import numpy as np
 
-from procgen._files import atomic_open
+from procgen._files import atomic_open, writer_id
 from procgen.dataset import iter_batches, read_manifest
 
-FORMATS = ("bin", "jsonl")
+FORMATS = ("bin", "parquet", "jsonl")
 TOKEN_STYLES = ("ids", "names")
-BIN_DTYPES = ("uint8", "uint16", "int32")
+BIN_DTYPES = ("uint8", "uint16", "uint32", "int32")
+META_NAME = "meta.pkl"  # the file nanoGPT's train.py looks for in its data folder
+_TEMP_MARK = ".tmp-"  # part of every temporary name (procgen._files.atomic_open and the Parquet folder)
+_OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # write errors that carry no file name
 
 
 def export(path, out, format: str = "bin", dtype: str | None = None, tokens: str = "ids") -> dict:
-    """Write the dataset at ``path`` to ``out`` in another trainer's format; return the header.
+    """Write the dataset at ``path`` to ``out`` in another trainer's format; return a summary.
 
     Parameters
     ----------
     path : str or path
         A finished procgen dataset (``procgen.write`` / ``procgen generate``).
     out : str or path
-        ``bin``: the token file to write (``out.json`` header and ``out.offsets.npy`` beside it);
-        ``jsonl``: the ``.jsonl`` file to write.
-    format : {"bin", "jsonl"}, default "bin"
-    dtype : {"uint8", "uint16", "int32"} or None
-        ``bin`` only: token dtype on disk (default: the dataset's). A dtype too small for the
+        ``bin``: the token file to write, e.g. ``data/dyck/train.bin`` (``meta.pkl``,
+        ``<out>.json``, ``<out>.offsets.npy`` and ``<out>.answer_start.npy`` go beside it);
+        ``parquet``: the folder to write (``<out>/data/<split>-0000k-of-0000N.parquet``);
+        ``jsonl``: the ``.jsonl`` file to write. Missing parent folders are created.
+    format : {"bin", "parquet", "jsonl"}, default "bin"
+    dtype : {"uint8", "uint16", "uint32", "int32"} or None, default None
+        ``bin`` only: token dtype on disk. None means ``uint16`` (what nanoGPT reads), or
+        ``uint32`` when the vocabulary has more than 65536 ids. A dtype too small for the
         vocabulary is refused.
     tokens : {"ids", "names"}, default "ids"
         ``jsonl`` only: write ids (``input_ids``) or printable names (``tokens``).
 
+    Returns
+    -------
+    dict
+        ``bin``: the header also saved as ``<out>.json``; ``parquet``: ``format``, ``num_rows``,
+        ``num_tokens``, ``files`` (paths relative to ``out``); ``jsonl``: ``format``,
+        ``num_rows``, ``tokens``.
+
+    Raises
+    ------
+    ValueError
+        A bad ``format``, ``dtype`` or ``tokens``, an option given for a format that ignores
+        it, or an ``out`` of the wrong kind (a folder for ``bin``/``jsonl``, a file for
+        ``parquet``).
+    procgen.DatasetError
+        ``path`` is not a finished procgen dataset.
+    OSError
+        Writing failed (permission denied, disk full...); the message names ``out``.
+
     Example
     -------
-    >>> export("data/dyck", "data/dyck.bin", dtype="uint16")               # doctest: +SKIP
-    >>> np.memmap("data/dyck.bin", dtype=np.uint16, mode="r")[:8]         # doctest: +SKIP
+    >>> export("data/dyck", "nanogpt/dyck/train.bin")                          # doctest: +SKIP
+    >>> np.memmap("nanogpt/dyck/train.bin", dtype=np.uint16, mode="r")[:8]     # doctest: +SKIP
+    >>> export("data/dyck", "pq/dyck", format="parquet")                       # doctest: +SKIP
+    >>> datasets.load_dataset("parquet", data_dir="pq/dyck")["train"]          # doctest: +SKIP
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
     if tokens not in TOKEN_STYLES:
         raise ValueError(f"tokens must be one of {', '.join(TOKEN_STYLES)}; got {tokens!r}")
+    if dtype is not None and format != "bin":
+        raise ValueError(f"dtype applies to format 'bin' only; got dtype={dtype!r} with format={format!r}")
+    if tokens != "ids" and format != "jsonl":
+        raise ValueError(f"tokens applies to format 'jsonl' only; got tokens={tokens!r} with format={format!r}")
+    if format == "bin":
+        dtype = check_bin_dtype(dtype)
+    path = os.fspath(path)
+    out = _check_out(out, format, path)
     manifest = read_manifest(path)
-    out = os.fspath(out)
     if format == "bin":
         return _export_bin(path, out, manifest, dtype)
-    if dtype is not None:
-        raise ValueError("dtype applies to --format bin only; got dtype with format='jsonl'")
+    if format == "parquet":
+        return _export_parquet(path, out, manifest)
     return _export_jsonl(path, out, manifest, tokens)
 
 
-def _check_bin_dtype(dtype, manifest) -> np.dtype:
-    if dtype is None:
-        return np.dtype(manifest["dtype"])
-    if dtype not in BIN_DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(BIN_DTYPES)}; got {dtype!r}")
-    limit = np.iinfo(np.dtype(dtype)).max + 1
-    if manifest["vocab_size"] > limit:
-        raise ValueError(f"dtype {dtype} holds ids below {limit}, but the vocabulary has {manifest['vocab_size']} "
-                         f"ids; use int32")
-    return np.dtype(dtype)
+def check_bin_dtype(dtype: str | None) -> str | None:
+    """Return ``dtype`` if it is None or one of :data:`BIN_DTYPES`, else raise ValueError.
 
+    >>> check_bin_dtype("uint16")
+    'uint16'
+    """
+    if dtype is not None and dtype not in BIN_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(BIN_DTYPES)}; got {dtype!r}")
+    return dtype
+
+
+def bin_dtype(vocab_size: int, dtype: str | None = None) -> np.dtype:
+    """The token dtype of a ``bin`` export: ``dtype``, or by default what nanoGPT reads.
+
+    ``uint16`` unless the ids do not fit (more than 65536 of them), then ``uint32``. An explicit
+    ``dtype`` too small for ``vocab_size`` raises ValueError.
+
+    >>> bin_dtype(102), bin_dtype(70_000), bin_dtype(9, "uint8")
+    (dtype('uint16'), dtype('uint32'), dtype('uint8'))
+    """
+    if dtype is None:
+        return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+    dtype = np.dtype(check_bin_dtype(dtype))
+    limit = int(np.iinfo(dtype).max) + 1
+    if vocab_size > limit:
+        raise ValueError(f"dtype {dtype.name} holds ids below {limit}, but the vocabulary has {vocab_size} ids; "
+                         f"use uint32 (or leave dtype unset)")
+    return dtype
+
+
+def nanogpt_meta(manifest: dict) -> dict:
+    """nanoGPT's ``meta.pkl`` content for a dataset: ``vocab_size``, ``itos`` and ``stoi``.
+
+    ``itos`` maps every id ``0 .. vocab_size-1`` to the task's printable token name and ``stoi``
+    is its inverse (a name that occurs twice gets ``#<id>`` appended, so the two stay inverse).
+
+    >>> nanogpt_meta({"vocab_size": 3, "vocab": ["0", "1", "<sep>"]})["stoi"]
+    {'0': 0, '1': 1, '<sep>': 2}
+    """
+    vocab_size = int(manifest["vocab_size"])
+    names = list(manifest.get("vocab") or [])
+    names += [str(i) for i in range(len(names), vocab_size)]
+    itos, seen = {}, set()
+    for i, name in enumerate(names[:vocab_size]):
+        name = str(name)
+        if name in seen:
+            name = f"{name}#{i}"
+        seen.add(name)
+        itos[i] = name
+    return {"vocab_size": vocab_size, "itos": itos, "stoi": {name: i for i, name in itos.items()}}
+
+
+# --- output paths and errors --------------------------------------------------------------------
+
+def _check_out(out, format: str, path: str) -> str:
+    """``out`` as a string, refused (ValueError) if it has the wrong kind for ``format``."""
+    try:
+        out = os.fspath(out)
+    except TypeError:
+        raise ValueError(f"out must be a path (str or os.PathLike); got {out!r}") from None
+    if not out.strip():
+        raise ValueError(f"out must be a non-empty path; got {out!r}")
+    if format == "parquet":
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise ValueError(f"out={out!r} is a file; format 'parquet' writes a folder (data/<split>-*.parquet "
+                             f"inside it): give a folder path")
+        if os.path.realpath(out) == os.path.realpath(path):
+            raise ValueError(f"out={out!r} is the dataset folder itself; give another folder")
+    elif os.path.isdir(out) or out.endswith(("/", os.sep)):
+        example = os.path.join(out, "train.bin" if format == "bin" else "train.jsonl")
+        raise ValueError(f"out={out!r} is a folder; format {format!r} writes a file: give a file path such as "
+                         f"{example!r}")
+    return out
+
+
+def _make_folder(folder: str, out: str) -> None:
+    """``os.makedirs(folder)`` for ``out``; a file in the way is reported against ``out``."""
+    if not folder:
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(errno.ENOTDIR, "cannot create the folder of this path (a parent is a file)",
+                                 out) from None
+
+
+def _about(err: OSError, path: str, temp: str) -> OSError:
+    """``err`` reported against ``path`` if it names a temporary path (one starting with ``temp``).
+
+    Disk-full errors name no file at all; they are reported against ``path`` too.
+    """
+    named = [os.fspath(name) for name in (err.filename, err.filename2) if name is not None]
+    ours = any(name.startswith(temp) for name in named) or (not named and err.errno in _OUT_OF_SPACE)
+    if err.errno is None or not ours:
+        return err
+    return OSError(err.errno, err.strerror, path)  # OSError(errno, ...) builds the matching subclass
+
+
+@contextlib.contextmanager
+def _written(path: str, mode: str = "wb"):
+    """:func:`procgen._files.atomic_open`, with OS errors about its temp file reported against ``path``."""
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, f".{name}{_TEMP_MARK}")  # atomic_open's temp names start so
+    try:
+        with atomic_open(path, mode) as file:
+            yield file
+    except OSError as err:
+        raised = _about(err, path, temp)
+        if raised is err:
+            raise
+        raise raised from None
+
+
+# --- formats ------------------------------------------------------------------------------------
 
 def _export_bin(path, out, manifest, dtype) -> dict:
-    dtype = _check_bin_dtype(dtype, manifest)
+    dtype = bin_dtype(manifest["vocab_size"], dtype)
+    folder = os.path.dirname(out)
+    _make_folder(folder, out)
     offsets = np.zeros(manifest["num_rows"] + 1, np.int64)
     answer_start = np.zeros(manifest["num_rows"], np.int32)
-    with atomic_open(out, "wb") as sink:
+    with _written(out, "wb") as sink:
         for batch in iter_batches(path):
             rows = slice(batch.start, batch.start + len(batch))
             offsets[rows.start + 1:rows.stop + 1] = offsets[rows.start] + batch.offsets[1:]
             answer_start[rows] = batch.answer_start
             sink.write(batch.tokens.astype(dtype, copy=False).tobytes())
-    with atomic_open(out + ".offsets.npy", "wb") as sink:
+    with _written(out + ".offsets.npy", "wb") as sink:
         np.save(sink, offsets)
-    with atomic_open(out + ".answer_start.npy", "wb") as sink:
+    with _written(out + ".answer_start.npy", "wb") as sink:
         np.save(sink, answer_start)
+    with _written(os.path.join(folder, META_NAME), "wb") as sink:
+        pickle.dump(nanogpt_meta(manifest), sink)
     header = {
         "format": "procgen-bin",
         "dtype": dtype.name,
@@ -93,18 +255,52 @@ def _export_bin(path, out, manifest, dtype) -> dict:
         "tokens_file": os.path.basename(out),
         "offsets_file": os.path.basename(out) + ".offsets.npy",
         "answer_start_file": os.path.basename(out) + ".answer_start.npy",
+        "meta_file": META_NAME,
         "source": {k: manifest[k] for k in ("task", "params", "seed", "split", "command") if k in manifest},
     }
-    with atomic_open(out + ".json", "w") as sink:
+    with _written(out + ".json", "w") as sink:
         json.dump(header, sink, indent=2)
     return header
+
+
+def _export_parquet(path, out, manifest) -> dict:
+    from procgen.hub import DEFAULT_FOLDER, ROW_GROUP_TOKENS, to_parquet
+
+    _make_folder(out, out)
+    temp = os.path.join(out, f".procgen-export{_TEMP_MARK}{writer_id()}")
+    try:
+        # converted in a hidden folder inside out, then renamed into place (same file system)
+        shards = to_parquet(path, temp, folder=DEFAULT_FOLDER, row_group_tokens=ROW_GROUP_TOKENS)
+        os.makedirs(os.path.join(out, DEFAULT_FOLDER), exist_ok=True)
+        for shard in shards:
+            os.replace(shard.path, os.path.join(out, shard.path_in_repo))
+        _remove_stale_shards(os.path.join(out, DEFAULT_FOLDER), manifest["split"],
+                             {os.path.basename(shard.path_in_repo) for shard in shards})
+    except OSError as err:
+        raised = _about(err, out, temp)
+        if raised is err:
+            raise
+        raise raised from None
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return {"format": "parquet", "num_rows": manifest["num_rows"], "num_tokens": manifest["num_tokens"],
+            "files": [shard.path_in_repo for shard in shards]}
+
+
+def _remove_stale_shards(folder: str, split: str, keep: set) -> None:
+    """Delete ``<split>-*-of-*.parquet`` files left by an earlier export with another shard count."""
+    pattern = re.compile(re.escape(split) + r"-\d{5,}-of-\d{5,}\.parquet")
+    for name in os.listdir(folder):
+        if pattern.fullmatch(name) and name not in keep:
+            os.remove(os.path.join(folder, name))
 
 
 def _export_jsonl(path, out, manifest, tokens) -> dict:
     names = manifest.get("vocab") if tokens == "names" else None
     if tokens == "names" and not names:
         raise ValueError(f"the dataset at {path!r} records no vocabulary; use tokens='ids'")
-    with atomic_open(out, "w") as sink:
+    _make_folder(os.path.dirname(out), out)
+    with _written(out, "w") as sink:
         for batch in iter_batches(path):
             for i in range(len(batch)):
                 row = batch[i].tolist()
@@ -116,12 +312,34 @@ def _export_jsonl(path, out, manifest, tokens) -> dict:
 
 @click.command("export")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="bin", show_default=True)
-@click.option("--out", required=True, help="file to write (.bin or .jsonl)")
-@click.option("--dtype", type=click.Choice(BIN_DTYPES), default=None, help="bin token dtype (default: the dataset's)")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="bin", show_default=True,
+              help="bin: nanoGPT token file; parquet: folder that datasets.load_dataset reads; jsonl: one row a line")
+@click.option("--out", "-o", required=True, metavar="PATH",
+              help="bin/jsonl: the file to write; parquet: the folder to write")
+@click.option("--dtype", type=click.Choice(BIN_DTYPES), default=None,
+              help="bin token dtype [default: uint16, or uint32 above 65536 ids]")
 @click.option("--tokens", type=click.Choice(TOKEN_STYLES), default="ids", show_default=True,
               help="jsonl: ids or printable token names")
 def export_command(directory, fmt, out, dtype, tokens):
-    """Export DIRECTORY as a nanoGPT-style .bin token file or JSON lines."""
-    header = export(directory, out, format=fmt, dtype=dtype, tokens=tokens)
-    click.echo(f"wrote {out} ({header['num_rows']} rows, format {fmt})")
+    """Export DIRECTORY for another trainer: nanoGPT .bin, Parquet or JSON lines.
+
+    bin writes every row's tokens back to back as uint16 (what nanoGPT's train.py memory-maps),
+    plus meta.pkl (vocab_size, itos, stoi) in the same folder, and row offsets and answer starts
+    beside the file. parquet writes OUT/data/<split>-0000k-of-0000N.parquet. Examples:
+
+    \b
+        procgen export data/dyck --out nanogpt/dyck/train.bin
+        procgen export data/dyck --format parquet --out pq/dyck
+        procgen export data/dyck --format jsonl --tokens names --out dyck.jsonl
+    """
+    summary = export(directory, out, format=fmt, dtype=dtype, tokens=tokens)
+    if fmt == "bin":
+        meta = os.path.join(os.path.dirname(out), META_NAME)
+        click.echo(f"wrote {out} ({summary['num_rows']:,} rows, {summary['num_tokens']:,} tokens, "
+                   f"{summary['dtype']}) and {meta}")
+    elif fmt == "parquet":
+        files = len(summary["files"])
+        click.echo(f"wrote {files} Parquet file{'s' * (files != 1)} ({summary['num_rows']:,} rows) to "
+                   f"{os.path.join(out, 'data')}")
+    else:
+        click.echo(f"wrote {out} ({summary['num_rows']:,} rows)")

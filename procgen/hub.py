@@ -3,6 +3,7 @@
 >>> procgen.push("data/dyck", "me/dyck-k4")                                  # doctest: +SKIP
 >>> procgen.push("data/dyck-val", "me/dyck-k4", split="validation")          # doctest: +SKIP
 >>> procgen.push("data/shuffle", "me/dyck-k4", config_name="shuffle")        # doctest: +SKIP
+>>> procgen.push("data/dyck", "me/dyck-k4", license="cc-by-4.0")              # doctest: +SKIP
 >>> datasets.load_dataset("me/dyck-k4", "shuffle", split="train")            # doctest: +SKIP
 
 One push is one commit holding:
@@ -10,9 +11,11 @@ One push is one commit holding:
 * ``data/<split>-0000k-of-0000N.parquet`` (default config) or ``<config>/<split>-...parquet``:
   the Arrow shards converted to zstd Parquet, one file per shard, streamed record batch by record
   batch with bounded row groups (memory stays at a few row groups whatever the dataset size);
-* ``README.md``: YAML ``configs:`` / ``dataset_info`` (what ``datasets.load_dataset`` reads) plus a
-  human card per config and split: task, every parameter, seed, sizes, the ``procgen generate``
-  command that regenerates the rows exactly, an example row and the vocabulary.
+* ``README.md``: YAML ``license`` / ``configs:`` / ``dataset_info`` (what the Hub and
+  ``datasets.load_dataset`` read) plus a human card: the licence, links to procgen and to the
+  papers with their BibTeX (:data:`PAPERS`), and per config and split the task, every parameter,
+  seed, sizes, the ``procgen generate`` command that regenerates the rows exactly, an example row
+  and the vocabulary, consecutive ids that count up collapsed into one row (:func:`vocab_table`).
 
 A repo holds several configs (tasks) and splits: the existing card is downloaded and merged (the
 same config+split is replaced, every other entry and any hand-written text is kept) and the stale
@@ -45,16 +48,19 @@ from procgen.dataset import DatasetError, iter_batches, read_manifest, validate
 DEFAULT_CONFIG = "default"
 DEFAULT_FOLDER = "data"  # the Hub's convention for the default config's files
 ROW_GROUP_TOKENS = 1 << 20  # tokens per Parquet row group, at most: the writer's memory grows with it
-LICENSE = "apache-2.0"
+LICENSE = "apache-2.0"  # of a new card when the user names none (procgen's own licence)
+PROJECT_URL = "https://pypi.org/project/procgen-data/"
+PAPERS_CODE_URL = "https://github.com/zlshinnick/procedural-pretraining"  # the papers' official code
 TAGS = ("procedural", "synthetic")
 TASK_CATEGORIES = ("text-generation",)
-VOCAB_SHOWN = 64  # a longer vocabulary table shows its first and last ids only
+VOCAB_HEAD, VOCAB_TAIL = 24, 6  # a vocabulary with more runs of ids shows its first and last runs only
 EXAMPLE_CHARS = 1500  # a longer example row is cut
 SPLIT_ORDER = ("train", "validation", "test")
 TOKEN_HELP = "run `hf auth login`, or set the HF_TOKEN environment variable, or pass token="
 
 _SPLIT_NAME = re.compile(r"\w+(\.\w+)*", re.ASCII)  # what `datasets` accepts as a split name
 _CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_LICENSE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # SPDX-like, lower case as the Hub spells them
 _SHARD_NAME = r"-\d{5,}-of-\d{5,}\.parquet"
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.S)
 _CARD_BEGIN, _CARD_END = "<!-- procgen:card -->", "<!-- procgen:card-end -->"
@@ -63,6 +69,54 @@ _SECTION = re.compile(r"<!-- procgen:begin config=(\S+) split=(\S+) -->\n.*?<!--
 
 class HubError(RuntimeError):
     """The Hub, or the network to it, failed; the message says which step and why, on one line."""
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A paper whose procedural data procgen generates, as the card and the docs cite it."""
+
+    arxiv: str
+    title: str
+    authors: tuple[str, ...]
+    year: int
+    bibtex: str
+
+    @property
+    def url(self) -> str:
+        """The paper's arXiv abstract page."""
+        return f"https://arxiv.org/abs/{self.arxiv}"
+
+    def markdown(self) -> str:
+        """One Markdown line: authors, title in italics, linked arXiv id, year."""
+        return f"{', '.join(self.authors)}. *{self.title}*. [arXiv:{self.arxiv}]({self.url}), {self.year}."
+
+
+# The BibTeX of 2601.21725 is the official repository's (README, "Citation"); 2505.22308's is built
+# from its arXiv listing (title, authors in order, identifier, year), in the same style.
+PAPERS = (
+    Paper("2601.21725", "Procedural Pretraining: Warming Up Language Models with Abstract Data",
+          ("Liangze Jiang", "Zachary Shinnick", "Anton van den Hengel", "Hemanth Saratchandran", "Damien Teney"),
+          2026,
+          "@article{jiang2025proceduralpretraining,\n"
+          "  title={Procedural Pretraining: Warming Up Language Models with Abstract Data},\n"
+          "  author={Jiang, Liangze and Shinnick, Zachary and van den Hengel, Anton and Saratchandran, Hemanth "
+          "and Teney, Damien},\n"
+          "  journal={arXiv preprint arXiv:2601.21725},\n"
+          "  year={2026},\n"
+          "}"),
+    Paper("2505.22308", "Transformers Pretrained on Procedural Data Contain Modular Structures for Algorithmic "
+          "Reasoning",
+          ("Zachary Shinnick", "Liangze Jiang", "Hemanth Saratchandran", "Anton van den Hengel", "Damien Teney"),
+          2025,
+          "@article{shinnick2025transformers,\n"
+          "  title={Transformers Pretrained on Procedural Data Contain Modular Structures for Algorithmic "
+          "Reasoning},\n"
+          "  author={Shinnick, Zachary and Jiang, Liangze and Saratchandran, Hemanth and van den Hengel, Anton "
+          "and Teney, Damien},\n"
+          "  journal={arXiv preprint arXiv:2505.22308},\n"
+          "  year={2025},\n"
+          "}"),
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +137,7 @@ class ParquetShard:
 
 def push(path, repo_id: str, private: bool = False, token: str | None = None, config_name: str | None = None,
          split: str | None = None, endpoint: str | None = None, commit_message: str | None = None,
-         progress: bool = True) -> str:
+         progress: bool = True, license: str | None = None) -> str:
     """Upload the dataset at ``path`` to the Hub dataset repo ``repo_id``; return the commit URL.
 
     Parameters
@@ -108,6 +162,11 @@ def push(path, repo_id: str, private: bool = False, token: str | None = None, co
         Default: ``"procgen push: <task> (<rows> rows) to <config>/<split>"``.
     progress : bool, default True
         Progress bars for validation, conversion and upload.
+    license : str, optional
+        The licence of the data on the card (YAML ``license``), an SPDX-like identifier as the Hub
+        spells them: ``"apache-2.0"``, ``"mit"``, ``"cc-by-4.0"``, ``"cc0-1.0"``, ``"other"``...
+        (upper case is lowered: ``"Apache-2.0"`` is ``"apache-2.0"``). Default: the licence the
+        repo's card already states, else ``"apache-2.0"``.
 
     Raises
     ------
@@ -127,6 +186,7 @@ def push(path, repo_id: str, private: bool = False, token: str | None = None, co
     path = os.fspath(path)
     repo_id = _check_repo_id(repo_id)
     config = _check_config_name(config_name)
+    license = _check_license(license)
     manifest = read_manifest(path)
     split = _check_split(manifest["split"] if split is None else split)
     token = _resolve_token(token)
@@ -147,7 +207,8 @@ def push(path, repo_id: str, private: bool = False, token: str | None = None, co
             _check_features(meta, config, split, _features(schema))  # before the (long) conversion
             shards = to_parquet(path, os.path.join(workdir, "upload"), split=split, folder=folder,
                                 progress=progress)
-            card = _card(meta, body, repo_id, config, split, folder, manifest, schema, shards, remote, path)
+            card = _card(meta, body, repo_id, config, split, folder, manifest, schema, shards, remote, path,
+                         license)
             new_paths = {shard.path_in_repo for shard in shards}
             stale = sorted(p for p in remote if re.fullmatch(re.escape(f"{folder}/{split}") + _SHARD_NAME, p)
                            and p not in new_paths)
@@ -200,6 +261,15 @@ def _check_config_name(config_name) -> str:
         raise ValueError(f"config_name {DEFAULT_FOLDER!r} is reserved (it is the default config's folder); got "
                          f"{config_name!r}")
     return config_name
+
+
+def _check_license(license) -> str | None:
+    if license is None:
+        return None
+    if isinstance(license, str) and _LICENSE.fullmatch(license.strip().lower()):
+        return license.strip().lower()
+    raise ValueError(f"license must be an SPDX-like licence identifier such as 'apache-2.0', 'mit', 'cc-by-4.0' or "
+                     f"'other' (letters, digits, '.', '-', '+'; at most 64 characters); got {license!r}")
 
 
 def _check_split(split) -> str:
@@ -459,17 +529,19 @@ def _check_features(meta: dict, config: str, split: str, features: list[dict]) -
                              f"{info['features']}; this dataset has {features}: push it with another config_name")
 
 
-def _card(meta, body, repo_id, config, split, folder, manifest, schema, shards, remote, path) -> str:
+def _card(meta, body, repo_id, config, split, folder, manifest, schema, shards, remote, path, license=None) -> str:
     import yaml
 
-    meta = _merged_metadata(meta, repo_id, config, split, folder, _features(schema), shards, remote)
+    meta = _merged_metadata(meta, repo_id, config, split, folder, _features(schema), shards, remote, license)
     section = _section(config, split, manifest, shards, path, repo_id)
     text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
     return f"---\n{text}---\n{_merged_body(body, meta, repo_id, config, split, section)}"
 
 
-def _merged_metadata(meta, repo_id, config, split, folder, features, shards, remote) -> dict:
+def _merged_metadata(meta, repo_id, config, split, folder, features, shards, remote, license=None) -> dict:
     meta = dict(meta)
+    if license is not None:
+        meta["license"] = license
     meta.setdefault("license", LICENSE)
     for key, values in (("tags", TAGS), ("task_categories", TASK_CATEGORIES)):
         existing = meta.get(key) or []
@@ -527,7 +599,7 @@ def _size_category(rows: int) -> str:
 
 
 def _merged_body(body: str, meta: dict, repo_id: str, config: str, split: str, section: str) -> str:
-    """Regenerate procgen's part of the card (header + one section per config/split), keep the rest."""
+    """Regenerate procgen's part of the card (header, one section per config/split, citation), keep the rest."""
     start, end = body.find(_CARD_BEGIN), body.find(_CARD_END)
     if start >= 0 and end > start:
         before, ours, after = body[:start], body[start:end], body[end + len(_CARD_END):]
@@ -538,7 +610,8 @@ def _merged_body(body: str, meta: dict, repo_id: str, config: str, split: str, s
     order = [(c.get("config_name", DEFAULT_CONFIG), f.get("split")) for c in meta["configs"]
              for f in c.get("data_files") or []]
     keys = sorted(sections, key=lambda k: order.index(k) if k in order else len(order))
-    part = f"{_CARD_BEGIN}\n{_header(meta, repo_id)}\n" + "\n".join(sections[k] for k in keys) + _CARD_END
+    part = (f"{_CARD_BEGIN}\n{_header(meta, repo_id)}\n" + "\n".join(sections[k] for k in keys) + "\n"
+            + _citation() + _CARD_END)
     before = before.rstrip("\n") + "\n\n" if before.strip() else ""
     tail = after if after.strip() else "\n"
     return f"{before}{part}{tail}"
@@ -556,9 +629,13 @@ def _header(meta: dict, repo_id: str) -> str:
     return "\n".join([
         f"# {repo_id.split('/')[-1]}",
         "",
-        "Procedurally generated pretraining data, made with [procgen](https://pypi.org/project/procgen-data/). "
+        f"Procedurally generated pretraining data, made with [procgen]({PROJECT_URL}): the procedural "
+        f"pretraining tasks of {' and '.join(f'[arXiv:{p.arxiv}]({p.url})' for p in PAPERS)} (see Citation below; "
+        f"the papers' official code: [{PAPERS_CODE_URL.removeprefix('https://')}]({PAPERS_CODE_URL})). "
         "Row `i` of a split is a pure function of (task, parameters, seed, split, `i`): the command under each "
         "section regenerates it exactly, and different splits never share a random stream.",
+        "",
+        f"License: `{meta['license']}` (the `license` field of this card's metadata).",
         "",
         "Columns: `input_ids` (token ids) and `answer_start`: the loss is on the tokens at positions "
         "`>= answer_start` (0 for language-modelling tasks). For a Hugging Face causal LM, use "
@@ -572,6 +649,22 @@ def _header(meta: dict, repo_id: str) -> str:
         "| config | split | rows |",
         "|---|---|---|",
         *rows,
+        "",
+    ])
+
+
+def _citation() -> str:
+    """The card's last part: the papers, and their BibTeX."""
+    return "\n".join([
+        "## Citation",
+        "",
+        "The tasks and the diagnostic probes follow these papers; please cite them if you use this data:",
+        "",
+        *(f"- {paper.markdown()}" for paper in PAPERS),
+        "",
+        "```bibtex",
+        "\n\n".join(paper.bibtex for paper in PAPERS),
+        "```",
         "",
     ])
 
@@ -617,14 +710,62 @@ def _section(config: str, split: str, manifest: dict, shards, path: str, repo_id
     if example:
         lines += [f"Example (row 0{'' if lm else '; `|` marks where the answer starts'}):", "", "```text", example,
                   "```", ""]
-    lines += ["Vocabulary (id → token):", "", "| id | token |", "|---|---|"]
-    shown = range(len(vocab)) if len(vocab) <= VOCAB_SHOWN else \
-        [*range(VOCAB_SHOWN - 8), None, *range(len(vocab) - 8, len(vocab))]
-    for i in shown:
-        lines.append(f"| … | ({len(vocab) - VOCAB_SHOWN} more ids) |" if i is None else
-                     f"| {i} | {_code(vocab[i])} |")
-    lines += ["", "<!-- procgen:end -->", ""]
+    lines += ["Vocabulary (ids → tokens; a run of ids whose names count up is one row):", "", *vocab_table(vocab),
+              "", "<!-- procgen:end -->", ""]
     return "\n".join(lines)
+
+
+def vocab_runs(vocab) -> list[tuple[int, int]]:
+    """Group consecutive ids into runs ``(first, last)`` whose names count up one by one.
+
+    Names count up when they share a prefix and a suffix around a number that grows by one:
+    ``1, 2, ... 99``, ``v1 ... v127``, ``k0 ... k29`` and ``<unused189> ... <unused255>`` are one run
+    each. A run of two ids reads better as two single ids, so it is split.
+
+    >>> vocab_runs(["<pad>", "v1", "v2", "v3", "k0", "k1", "<eos>"])
+    [(0, 0), (1, 3), (4, 4), (5, 5), (6, 6)]
+    """
+    runs: list[tuple[int, int]] = []
+    previous = None
+    for i, token in enumerate(vocab):
+        match = re.fullmatch(r"(.*?)(\d+)(\D*)", str(token), re.S)
+        key = (match.group(1), int(match.group(2)), match.group(3)) if match else None
+        if runs and key and previous and key[0] == previous[0] and key[2] == previous[2] and key[1] == previous[1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+        previous = key
+    return [r for first, last in runs for r in ([(first, first), (last, last)] if last == first + 1 else
+                                                [(first, last)])]
+
+
+def vocab_table(vocab, head: int = VOCAB_HEAD, tail: int = VOCAB_TAIL) -> list[str]:
+    """A compact Markdown table of a vocabulary (one row per run of :func:`vocab_runs`), then a total line.
+
+    With more than ``head + tail`` runs only the first ``head`` and the last ``tail`` are shown.
+    The Hub card and the task pages of the docs (``docs/gen_pages.py``) both use it.
+
+    >>> print("\\n".join(vocab_table(["<pad>", *(f"v{i}" for i in range(1, 128))])))
+    | ids | tokens |
+    |---:|---|
+    | 0 | `<pad>` |
+    | 1–127 | `v1` … `v127` |
+    <BLANKLINE>
+    128 ids in total.
+    """
+    runs = vocab_runs(vocab)
+    truncated = len(runs) > head + tail
+    shown = [*runs[:head], None, *runs[len(runs) - tail:]] if truncated else runs
+    lines = ["| ids | tokens |", "|---:|---|"]
+    for run in shown:
+        if run is None:
+            left_out = runs[head:len(runs) - tail]
+            lines.append(f"| … | ({sum(last - first + 1 for first, last in left_out)} more ids) |")
+        elif run[0] == run[1]:
+            lines.append(f"| {run[0]} | {_code(vocab[run[0]])} |")
+        else:
+            lines.append(f"| {run[0]}–{run[1]} | {_code(vocab[run[0]])} … {_code(vocab[run[1]])} |")
+    return lines + ["", f"{len(vocab)} ids in total" + ("; some are left out above." if truncated else ".")]
 
 
 def _value_text(value) -> str:
@@ -687,15 +828,18 @@ def _example(path: str) -> str:
               help="environment variable holding the token; if unset, the `hf auth login` token is used")
 @click.option("--endpoint", default=None, metavar="URL", help="Hub URL [default: HF_ENDPOINT or huggingface.co]")
 @click.option("--message", "-m", default=None, help="commit message")
+@click.option("--license", "license_", default=None, metavar="ID",
+              help="licence of the data on the card, e.g. apache-2.0, mit, cc-by-4.0 [default: the card's "
+                   "licence, else apache-2.0]")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars and no summary line")
-def push_command(directory, repo, private, config_name, split, token_env, endpoint, message, quiet):
+def push_command(directory, repo, private, config_name, split, token_env, endpoint, message, license_, quiet):
     """Upload DIRECTORY to the Hub dataset repo REPO as Parquet + a dataset card.
 
     The dataset is validated first; the card records the task, parameters, seed and the command
     that regenerates the rows. Push more configs (--config-name) and splits (--split) to the same
     repo: the card is merged. Example:
 
-        procgen push data/dyck me/dyck-k4 --config-name k4
+        procgen push data/dyck me/dyck-k4 --config-name k4 --license cc-by-4.0
     """
     from procgen.cli import CommandFailed
 
@@ -704,7 +848,7 @@ def push_command(directory, repo, private, config_name, split, token_env, endpoi
         raise CommandFailed(f"--token-env {token_env}: that environment variable is not set", exit_code=2)
     try:
         url = push(directory, repo, private=private, token=token, config_name=config_name, split=split,
-                   endpoint=endpoint, commit_message=message, progress=not quiet)
+                   endpoint=endpoint, commit_message=message, progress=not quiet, license=license_)
     except ValueError as err:
         raise CommandFailed(str(err), exit_code=2) from err
     except DatasetError as err:

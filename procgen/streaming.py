@@ -2,12 +2,14 @@
 
 ``stream`` yields :class:`procgen.Batch` objects of consecutive rows (the same rows, under the
 seeding contract, as one big ``procgen.generate`` call); ``to_iterable_dataset`` wraps it as a
-Hugging Face ``datasets.IterableDataset``. The PyTorch adapter that splits rows across DataLoader
-workers and DDP ranks lives in ``procgen.train.data``.
+sharded Hugging Face ``datasets.IterableDataset`` (row ranges, so ``datasets`` spreads the shards
+over DataLoader workers and ranks and no row is generated twice). The PyTorch adapter that yields
+collated training batches lives in ``procgen.train.data``.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 from procgen._rng import check_seed, check_split
@@ -16,6 +18,7 @@ from procgen.batch import Batch
 from procgen.tasks import get_task
 
 DEFAULT_BATCH_TOKENS = 1 << 22  # ~4 M tokens per yielded Batch: large enough to amortise the call
+DEFAULT_NUM_SHARDS = 64  # to_iterable_dataset: splits evenly over 1, 2, 4, ... 64 workers x ranks
 
 
 def stream(task: str, seed: int = 0, split: str = "train", n=None, start: int = 0, batch_rows=None,
@@ -64,32 +67,78 @@ def _stream(task, seed, split, row, stop, batch_rows, params):
         row += count
 
 
-def to_iterable_dataset(task: str, seed: int = 0, split: str = "train", n=None, start: int = 0, **params):
-    """A ``datasets.IterableDataset`` of ``{"input_ids": [...], "answer_start": int}`` rows.
+def to_iterable_dataset(task: str, seed: int = 0, split: str = "train", n=None, start: int = 0,
+                        num_shards: int = DEFAULT_NUM_SHARDS, **params):
+    """A sharded ``datasets.IterableDataset`` of ``{"input_ids": [...], "answer_start": int}`` rows.
 
     Rows are produced on the fly (``n=None`` streams forever); ``.shuffle`` / ``.take`` / ``.map``
-    and HF ``Trainer`` work as with any iterable dataset.
+    and HF ``Trainer`` work as with any iterable dataset. ``datasets`` hands whole shards to
+    ``DataLoader`` workers and, through ``datasets.distributed.split_dataset_by_node``, to ranks,
+    so every consumer generates only its own rows: together they read each row exactly once.
+
+    Parameters
+    ----------
+    task : str
+        Registered task name.
+    seed : int, default 0
+    split : {"train", "validation", "test"}, default "train"
+    n : int or None, default None
+        Total rows; None streams forever.
+    start : int, default 0
+        Global index of the first row.
+    num_shards : int, default 64
+        Number of shards (>= 1). With ``n`` rows, shard ``s`` holds the contiguous rows
+        ``start + [s*n//num_shards, (s+1)*n//num_shards)``, so one process reading every shard in
+        turn gets ``procgen.generate``'s rows in order. With ``n=None`` shard ``s`` is the endless
+        run of blocks ``s, s + num_shards, s + 2*num_shards, ...`` of about 4 M tokens of
+        consecutive rows (one process then reads shard 0 only: distinct rows, not rows 0, 1, 2...).
+        64 divides evenly among 1, 2, 4, ... 64 consumers (ranks x workers per rank); when the
+        number of ranks does not divide it, ``split_dataset_by_node`` falls back to every rank
+        generating every row and keeping a share, so pick a multiple of your world size.
+    **params
+        Task parameters (checked before the first row is produced).
 
     Example
     -------
     >>> ds = to_iterable_dataset("dyck", seed=0, n=100, k=4)
-    >>> next(iter(ds))["answer_start"]
-    0
+    >>> next(iter(ds))["answer_start"], ds.num_shards
+    (0, 64)
     """
     import datasets
 
     stream(task, seed=seed, split=split, n=n, start=start, **params)  # check the arguments now, not mid-epoch
+    num_shards = check_count(num_shards, "num_shards")
+    start = check_count(start, "start", minimum=0)
     spec = get_task(task)
-    dtype = spec.token_dtype(spec.resolve_params(params))
+    resolved = spec.resolve_params(params)
     features = datasets.Features({
-        "input_ids": datasets.List(datasets.Value(dtype.name)),
+        "input_ids": datasets.List(datasets.Value(spec.token_dtype(resolved).name)),
         "answer_start": datasets.Value("int32"),
     })
+    if n is None:
+        block = max(1, DEFAULT_BATCH_TOKENS // max(1, spec.max_row_length(resolved)))
+        shards = [(start + s * block, num_shards * block, block) for s in range(num_shards)]
+    else:
+        n = check_count(n, "n")
+        shards = [(start + s * n // num_shards, start + (s + 1) * n // num_shards, None) for s in range(num_shards)]
+    return datasets.IterableDataset.from_generator(
+        _shard_rows, features=features,
+        gen_kwargs={"shards": shards, "task": task, "seed": seed, "split": split, "params": params})
 
-    def rows():
-        for batch in stream(task, seed=seed, split=split, n=n, start=start, **params):
-            table = batch.to_arrow()
-            for record in table.to_batches(max_chunksize=8192):
+
+def _shard_rows(shards, task, seed, split, params):
+    """Rows of the given shards, in order (a top-level function, so the dataset pickles).
+
+    A shard is ``(lo, hi, None)``: rows ``lo .. hi-1``; or ``(first, step, block)``: endless,
+    blocks of ``block`` rows starting at ``first``, ``first + step``, ``first + 2*step`` ...
+    """
+    for first, second, block in shards:
+        if block is None:
+            batches = stream(task, seed=seed, split=split, n=second - first, start=first, **params) \
+                if second > first else ()
+        else:
+            batches = (generate(task, block, seed=seed, split=split, start=row, **params)
+                       for row in itertools.count(first, second))
+        for batch in batches:
+            for record in batch.to_arrow().to_batches(max_chunksize=8192):
                 yield from record.to_pylist()
-
-    return datasets.IterableDataset.from_generator(rows, features=features)

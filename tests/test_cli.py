@@ -70,6 +70,73 @@ def test_list_shows_tasks_parameters_defaults_and_ranges():
     assert "a number > 0 and < 1" in blocks["dyck"]  # the allowed range of p_open
 
 
+def test_list_json_is_the_whole_registry():
+    from procgen.tasks import available_tasks, get_task
+
+    result = run("list", "--json")
+    assert result.exit_code == 0, result.stderr
+    listing = json.loads(result.stdout)
+    assert list(listing) == available_tasks()
+    for name, entry in listing.items():
+        task = get_task(name)
+        assert entry["summary"] == task.summary
+        assert list(entry["params"]) == [p.name for p in task.params]
+        for spec in task.params:
+            param = entry["params"][spec.name]
+            assert param["type"] == spec.kind.__name__ and param["allowed"] == spec.allowed()
+            assert param["default"] == (list(spec.default) if isinstance(spec.default, tuple) else spec.default)
+    k = listing["dyck"]["params"]["k"]
+    assert (k["flag"], k["default"], k["low"], k["low_open"]) == ("--k", 4, 1, False)
+    p_open = listing["dyck"]["params"]["p_open"]
+    assert (p_open["type"], p_open["low"], p_open["high"], p_open["low_open"]) == ("float", 0, 1, True)
+
+
+def _help_commands():
+    """Every command line whose --help a user can ask for: root, subcommands, tasks, train's."""
+    commands = [[]] + [[name] for name in cli.list_commands(None)]
+    commands += [["generate", name] for name in procgen.tasks()]
+    try:
+        from procgen.train.cli import train
+    except ImportError:
+        pass
+    else:
+        commands += [["train", name] for name in train.list_commands(None)]
+    return commands
+
+
+def test_no_help_shows_raw_rst():
+    for command in _help_commands():
+        result = run(*command, "--help")
+        if command == ["bench"] and result.exit_code == 2:  # no source checkout: nothing to show
+            continue
+        assert result.exit_code == 0, (command, result.stderr)
+        text = result.stdout
+        assert "``" not in text, (command, text)
+        assert not any(line.rstrip().endswith("::") for line in text.splitlines()), (command, text)
+        assert ":class:" not in text and ":func:" not in text, (command, text)
+
+
+def test_overwrite_error_names_the_flag_in_the_cli_and_the_argument_in_python(tmp_path):
+    out = tmp_path / "d"
+    procgen.write("dyck", out, n=10, progress=False, length=4)
+    with pytest.raises(ValueError, match=r"pass overwrite=True") as raised:
+        procgen.write("dyck", out, n=11, progress=False, length=4)
+    assert "--overwrite" not in str(raised.value)
+    line = assert_one_line_error(run("generate", "dyck", "-n", "11", "--length", "4", "--out", out), 2,
+                                 "already holds a different procgen dataset", "pass --overwrite")
+    assert "overwrite=True" not in line
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    line = assert_one_line_error(run("generate", "dyck", "-n", "5", "--out", tmp_path / "other"), 2,
+                                 "not empty", "--overwrite")
+    assert "overwrite=True" not in line
+    line = assert_one_line_error(run("generate", "dyck", "-n", "11", "--length", "4", "--out", out, "--shards", "2",
+                                     "--shard-index", "0", "--overwrite"), 2,
+                                 "--overwrite cannot be combined with --shard-index")
+    assert "overwrite=True" not in line
+    assert run("generate", "dyck", "-n", "11", "--length", "4", "--out", out, "--overwrite", "-q").exit_code == 0
+
+
 def test_generate_task_help_lists_task_parameters():
     result = run("generate", "dyck", "--help")
     assert result.exit_code == 0, result.stderr
@@ -117,8 +184,8 @@ def test_task_parameters_are_parsed_from_their_specs(recorded_write, tmp_path, t
     assert result.exit_code == 0, result.stderr
     (call,) = recorded_write
     params = {k: v for k, v in call.items()
-              if k not in ("task", "out", "n", "shards", "workers", "seed", "split", "shard_index", "overwrite",
-                           "progress")}
+              if k not in ("task", "out", "n", "tokens", "shards", "workers", "seed", "split", "shard_index",
+                           "overwrite", "progress")}
     assert params == expected
     assert all(type(params[k]) is type(v) for k, v in expected.items())  # 100 is an int, not 100.0
 
@@ -278,6 +345,27 @@ def test_shard_index_writes_one_shard_and_says_what_is_left(tmp_path):
     assert_one_line_error(run("validate", out, "-q"), 1, "incomplete")
     assert run("generate", "dyck", "-n", "40", "--out", out, "--shards", "4", "--length", "8", "-q").exit_code == 0
     assert run("validate", out, "-q").exit_code == 0
+
+
+def test_tokens_writes_at_least_that_many_and_reports_the_exact_count(tmp_path):
+    out = tmp_path / "d"
+    result = run("generate", "dyck", "--tokens", "1e3", "--out", out, "--k", "2", "--length", "64")
+    assert result.exit_code == 0, result.stderr
+    assert "wrote 16 rows, 1,024 tokens (--tokens 1,000) in 1 shard" in result.stdout  # ceil(1000 / 64) rows
+    manifest = json.loads((out / "procgen.json").read_text())
+    assert manifest["num_tokens"] == 1024 and "-n 16" in manifest["command"]
+    bar = result.stderr.replace("\n", "\r").split("\r")
+    assert "100%" in [line for line in bar if line.strip()][-1]
+
+
+@pytest.mark.parametrize("args", [["-n", "5", "--tokens", "100"], []])
+def test_rows_and_tokens_exactly_one_is_required(tmp_path, args):
+    assert_one_line_error(run("generate", "dyck", "--out", tmp_path / "d", *args), 2, "-n/--rows", "--tokens")
+    assert not (tmp_path / "d").exists()
+
+
+def test_bad_tokens_exit_2(tmp_path):
+    assert_one_line_error(run("generate", "dyck", "--tokens", "0", "--out", tmp_path / "d"), 2, "--tokens", ">= 1")
 
 
 @pytest.fixture

@@ -127,19 +127,19 @@ def test_rows_do_not_depend_on_shards_workers_or_n(tmp_path):
     assert shard_shas(other_seed)[0] != shard_shas(seven)[0]
 
 
-def test_two_spawned_workers_write_the_same_files(tmp_path, monkeypatch):
+def test_two_worker_processes_write_the_same_files(tmp_path, monkeypatch):
     n = 3000
     serial = procgen.write("dyck", tmp_path / "w1", n=n, shards=5, workers=1, progress=False, **DYCK)
     out = tmp_path / "w2"
-    monkeypatch.setattr(dataset, "_SPAWN_TOKENS", 1)  # spawn even for a small write
+    monkeypatch.setattr(dataset, "_SPAWN_TOKENS", 1)  # start a helper even for a small write
     real_write_shard = dataset._write_shard
     written_here = []
 
     def write_shard_after_the_worker(plan, shard, on_rows):
-        """In this process only: hold the first shard until the spawned worker has finished one."""
+        """In this process only: hold the first shard until the helper process has finished one."""
         deadline = time.time() + 60
         while not written_here and not any(p.startswith("shard-") for p in os.listdir(out / ".procgen")):
-            assert time.time() < deadline, "the spawned worker wrote no shard within 60 s"
+            assert time.time() < deadline, "the helper process wrote no shard within 60 s"
             time.sleep(0.01)
         written_here.append(shard)
         return real_write_shard(plan, shard, on_rows)
@@ -150,6 +150,100 @@ def test_two_spawned_workers_write_the_same_files(tmp_path, monkeypatch):
     assert shard_shas(parallel) == shard_shas(serial)
     assert_same_rows(out, procgen.generate("dyck", n, **DYCK))
     assert procgen.validate(out)["ok"]
+
+
+# A script pasted as top-level code, without `if __name__ == "__main__":`. multiprocessing's spawn
+# re-imported it in every worker (which then wrote again, and died with a misleading error).
+TOP_LEVEL_SCRIPT = """
+import os, sys, time
+import procgen
+from procgen import dataset
+
+print("top-level code ran", flush=True)
+out = sys.argv[1]
+dataset._SPAWN_TOKENS = 1  # start a helper even for this small write
+real_write_shard = dataset._write_shard
+
+def write_after_the_helper(plan, shard, on_chunk):  # here only: let the helper write a shard first
+    deadline = time.time() + 120
+    while not any(p.startswith("shard-") for p in os.listdir(os.path.join(out, ".procgen"))):
+        if time.time() > deadline:
+            sys.exit("the helper process wrote no shard within 120 s")
+        time.sleep(0.01)
+    return real_write_shard(plan, shard, on_chunk)
+
+dataset._write_shard = write_after_the_helper
+manifest = procgen.write("dyck", out, n=3000, shards=4, workers=2, progress=False, k=4, length=16)
+print("rows", manifest["num_rows"])
+"""
+
+
+def test_top_level_script_with_workers_needs_no_main_guard(tmp_path):
+    script, out = tmp_path / "make_data.py", tmp_path / "out"
+    script.write_text(TOP_LEVEL_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout + done.stderr).count("top-level code ran") == 1  # the helper never ran the script
+    assert "rows 3000" in done.stdout
+    assert procgen.validate(out)["ok"]
+    assert_same_rows(out, procgen.generate("dyck", 3000, **DYCK))
+    assert not (out / ".procgen").exists()
+    assert not [name for name in os.listdir(out) if ".tmp-" in name]
+
+
+def test_a_failing_helper_stops_the_work_and_raises_its_error_here():
+    from procgen import _workers
+
+    done_here, deadline = [], time.time() + 120
+
+    def slowly(item, report):
+        assert time.time() < deadline, "the helper's error did not stop this process within 120 s"
+        time.sleep(0.01)
+        done_here.append(item)
+
+    items = list(range(100_000))
+    with pytest.raises(TypeError):  # divmod(payload, item, report): the helper's error, raised here
+        _workers.run("builtins:divmod", 1, items, 1, slowly, lambda *counts: None)
+    assert len(done_here) < len(items)  # claiming stopped once the helper failed
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_bar_ends_at_100_percent_with_tokens(tmp_path, monkeypatch, capsys, workers):
+    monkeypatch.setattr(dataset, "_SPAWN_TOKENS", 1)  # with workers=2, a helper relays its chunks too
+    monkeypatch.setattr(dataset, "_CHUNK_TOKENS", 16 * 64)  # many progress updates per shard
+    manifest = procgen.write("dyck", tmp_path / "d", n=3001, shards=7, workers=workers, k=4, length=16)
+    final = capsys.readouterr().err.replace("\n", "\r").split("\r")
+    final = [line for line in final if line.strip()][-1]
+    assert "100%" in final and "3.00k/3.00k" in final, final
+    assert "48.0k tokens" in final and "tokens/s" in final, final  # 3001 rows x 16 tokens
+    assert manifest["num_tokens"] == 48016
+
+
+def test_progress_counts_exactly_from_several_threads(capsys):
+    import threading
+
+    with dataset._Progress(4000, "x", enabled=True) as progress:
+        threads = [threading.Thread(target=lambda: [progress.add(1, 3) for _ in range(1000)]) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert (progress.rows, progress.tokens) == (4000, 12000)
+    assert "100%" in capsys.readouterr().err.split("\r")[-1]
+
+
+def test_tokens_gives_the_rows_for_at_least_that_many_tokens(tmp_path):
+    fixed = procgen.write("dyck", tmp_path / "fixed", tokens=1000, progress=False, k=2, length=64)
+    assert (fixed["num_rows"], fixed["num_tokens"]) == (16, 1024)  # ceil(1000 / 64) rows, exact mean
+    sort = procgen.write("sort", tmp_path / "sort", tokens=1e4, progress=False, min_length=3, max_length=9)
+    assert sort["num_rows"] == 770  # mean row 2 * 6 + 1 = 13 tokens, exact from the params: ceil(1e4 / 13)
+    assert sort["num_tokens"] == procgen.validate(tmp_path / "sort")["tokens"]
+    stack = procgen.write("stack", tmp_path / "stack", tokens=2e5, progress=False)  # mean measured on a sample
+    assert abs(stack["num_tokens"] - 2e5) < 0.02 * 2e5
+    assert stack["num_tokens"] == procgen.validate(tmp_path / "stack")["tokens"]
+    again = procgen.write("stack", tmp_path / "stack", tokens=2e5, progress=False)  # same rows: a no-op rerun
+    assert again == stack
 
 
 def test_default_shard_count_is_bounded_and_a_multiple_of_workers(monkeypatch):
@@ -393,6 +487,10 @@ def test_read_side_rejects_a_directory_without_a_dataset(tmp_path):
     ({"seed": -1}, "seed must be a non-negative integer"),
     ({"split": "dev"}, "split must be one of"),
     ({"progress": "yes"}, "progress must be True or False"),
+    ({"tokens": 100}, r"exactly one of n \(rows\) and tokens; got both"),
+    ({"n": None}, r"exactly one of n \(rows\) and tokens; got neither"),
+    ({"n": None, "tokens": 0}, "tokens must be an integer >= 1"),
+    ({"n": None, "tokens": 2.5}, "tokens must be an integer"),
 ])
 def test_bad_arguments_raise_value_error_before_any_work(tmp_path, kwargs, match):
     out = tmp_path / "never"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import procgen
-from procgen.tasks import task_names
+from procgen.tasks import get_task, task_names
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -62,7 +62,7 @@ def test_every_task_has_a_generated_page_in_the_nav():
         assert page.is_file(), f"no page for task {name!r}: run python docs/gen_pages.py"
         assert f"tasks/{name}.md" in in_nav, f"add tasks/{name}.md to the nav of mkdocs.yml"
         text = page.read_text()
-        for p in procgen.tasks.get_task(name).params:
+        for p in get_task(name).params:
             assert f"`{p.name}`" in text, (name, p.name)
 
 

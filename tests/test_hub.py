@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 import procgen
 from procgen.dataset import DatasetError, read_manifest
-from procgen.hub import HubError, push, to_parquet
+from procgen.hub import PAPERS, HubError, push, to_parquet
 
 # huggingface_hub 2.4 itself passes upload bodies as data=<file>, which httpx2 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
@@ -160,8 +160,9 @@ def test_card_documents_and_regenerates_the_dataset(hub_server, tiny_dyck, tmp_p
         shown = "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
         assert f"| `{name}` | `{shown}` |" in body
     assert f"| seed | {manifest['seed']} |" in body and f"| tokens | {manifest['num_tokens']:,} |" in body
-    vocab = procgen.generate("dyck", 1, **DYCK).vocab
+    vocab = procgen.generate("dyck", 1, **DYCK).vocab  # brackets: no run to collapse, one row per id
     assert all(f"| {i} | `{name}` |" in body for i, name in enumerate(vocab))
+    assert "License: `apache-2.0`" in body and "](https://pypi.org/project/procgen-data/)" in body
     assert procgen.generate("dyck", 1, seed=0, **DYCK).render(0) in body  # the example row
     assert str(tiny_dyck) not in body  # no local path on a public card
 
@@ -183,19 +184,90 @@ def test_card_documents_and_regenerates_the_dataset(hub_server, tiny_dyck, tmp_p
         assert all(hub_server.token.encode() not in open(os.path.join(root, n), "rb").read() for n in names)
 
 
-def test_card_truncates_long_vocabularies_and_marks_answers(hub_server, tmp_path):
-    path = tmp_path / "sort"
-    procgen.write("sort", path, n=10, shards=1, seed=0, progress=False, vocab_size=100, length=6)
-    push_to(hub_server, path, repo_id="me/sort")
-    _, body = card(hub_server, "me/sort")
-    vocab = procgen.generate("sort", 1, vocab_size=100, length=6).vocab
-    assert len(vocab) > 64
-    table = body[body.index("| id | token |"):]
-    assert "| 0 |" in table and f"| {len(vocab) - 1} | `{vocab[-1]}` |" in table
-    assert "| 60 |" not in table and f"({len(vocab) - 64} more ids)" in table
+def vocab_rows(body: str) -> list[str]:
+    """The rows of the (first) vocabulary table of a card body."""
+    table = body[body.index("| ids | tokens |"):].split("\n\n")[0].splitlines()
+    assert table[1] == "|---:|---|"
+    return table[2:]
+
+
+def test_card_collapses_vocabulary_runs_and_marks_answers(hub_server, tmp_path):
+    path = tmp_path / "haystack"
+    procgen.write("haystack", path, n=10, shards=1, seed=0, progress=False)
+    push_to(hub_server, path, repo_id="me/haystack")
+    _, body = card(hub_server, "me/haystack")
+    vocab = procgen.generate("haystack", 1).vocab
+    assert len(vocab) == 256
+    rows = vocab_rows(body)
+    assert len(rows) <= 8, rows  # not one row per id
+    assert "| 1–127 | `v1` … `v127` |" in rows and "| 128–157 | `k0` … `k29` |" in rows
+    assert "| 158–187 | `q0` … `q29` |" in rows and "| 0 | `<pad>` |" in rows
+    covered = [i for row in rows for a, _, b in [row.split(" | ")[0].strip("| ").partition("–")]
+               for i in range(int(a), int(b or a) + 1)]
+    assert covered == list(range(256))  # every id, once, in order
+    assert "256 ids in total." in body
     assert "`|` marks where the answer starts" in body
-    example = procgen.generate("sort", 1, seed=0, vocab_size=100, length=6).render(0)
+    example = procgen.generate("haystack", 1, seed=0).render(0)
     assert " | " in example and example in body
+
+
+def test_card_cites_the_papers_with_bibtex(hub_server, tiny_dyck):
+    push_to(hub_server, tiny_dyck)
+    push_to(hub_server, tiny_dyck, split="test")  # a merged card still cites them once
+    _, body = card(hub_server, "me/dyck")
+    assert body.count("## Citation") == 1
+    citation = body[body.index("## Citation"):]
+    assert citation.index("<!-- procgen:card-end -->") > citation.index("```bibtex")
+    bibtex = re.search(r"```bibtex\n(.*?)\n```", citation, re.S).group(1)
+    for arxiv, title in (("2601.21725", "Procedural Pretraining: Warming Up Language Models with Abstract Data"),
+                         ("2505.22308", "Transformers Pretrained on Procedural Data Contain Modular Structures "
+                                        "for Algorithmic Reasoning")):
+        assert f"[arXiv:{arxiv}](https://arxiv.org/abs/{arxiv})" in body
+        assert f"title={{{title}}}" in bibtex and f"journal={{arXiv preprint arXiv:{arxiv}}}" in bibtex
+    entries = re.findall(r"@article\{(\w+),\n(?:  \w+=\{[^{}]*\},\n)+\}", bibtex)
+    assert entries == ["jiang2025proceduralpretraining", "shinnick2025transformers"]
+    assert "https://github.com/zlshinnick/procedural-pretraining" in body
+
+
+def test_the_docs_and_the_readme_cite_the_same_papers():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    for paper in PAPERS:
+        assert paper.bibtex in readme, paper.arxiv
+    hook = open(os.path.join(root, "docs", "hooks.py"), encoding="utf-8").read()
+    assert "PAPERS" in hook  # the docs' citation footer is rendered from procgen.hub.PAPERS
+
+
+# --- the licence ----------------------------------------------------------------------------------
+
+def test_the_licence_comes_from_the_user(hub_server, tiny_dyck, tmp_path):
+    push_to(hub_server, tiny_dyck, license="CC-BY-4.0")  # SPDX spelling: the Hub's ids are lower case
+    meta, body = card(hub_server, "me/dyck")
+    assert meta["license"] == "cc-by-4.0" and "License: `cc-by-4.0`" in body
+    push_to(hub_server, tiny_dyck, split="test")  # no licence given: the card's stays
+    assert card(hub_server, "me/dyck")[0]["license"] == "cc-by-4.0"
+    push_to(hub_server, tiny_dyck, split="test", license="mit")
+    assert card(hub_server, "me/dyck")[0]["license"] == "mit"
+
+
+def test_a_bad_licence_is_a_one_line_error_before_any_request(hub_server, tiny_dyck):
+    for bad in ("", "  ", "Apache 2.0", "mit\nother", "-mit", "x" * 65, 2, ["mit"]):
+        with pytest.raises(ValueError, match="license") as error:
+            push_to(hub_server, tiny_dyck, license=bad)
+        assert "\n" not in str(error.value)
+    assert hub_server.requests == []
+
+
+def test_cli_push_takes_a_licence(hub_server, tiny_dyck, monkeypatch):
+    from procgen.cli import cli
+
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    base = ["push", str(tiny_dyck), "me/dyck", "--endpoint", hub_server.url, "--quiet"]
+    bad = CliRunner().invoke(cli, [*base, "--license", "not a licence"])
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "license" in bad.stderr
+    ok = CliRunner().invoke(cli, [*base, "--license", "mit"])
+    assert ok.exit_code == 0, ok.stderr
+    assert card(hub_server, "me/dyck")[0]["license"] == "mit"
 
 
 def test_a_hand_written_card_is_kept(hub_server, tiny_dyck):

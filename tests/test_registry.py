@@ -74,3 +74,28 @@ def test_every_task_is_listed_with_its_parameters():
     for name, entry in listing.items():
         assert entry["summary"]
         assert set(entry["params"]) == {p.name for p in get_task(name).params}
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_mean_row_length_matches_the_rows(name):
+    """A stated mean (expected_row_length) is the rows' mean; without one, a sample's mean is used."""
+    spec = get_task(name)
+    variants = [{}]
+    if "min_length" in spec.param_index:
+        variants.append({"min_length": 3, "max_length": 30})
+        if "vocab_size" in spec.param_index:  # few distinct tokens: repeats are common
+            variants.append({"min_length": 2, "max_length": 9, "vocab_size": 5})
+    for given in variants:
+        extra = {"spec": MIX_SPEC} if name == "mix" else {}
+        params = spec.resolve_params({**extra, **given})
+        mean = spec.mean_row_length(params, seed=6)
+        if spec.expected_row_length is None:  # measured on the stream's first rows (about 2**20 tokens)
+            rows = sample(name, n=max(1, min(1 << 16, (1 << 20) // spec.max_row_length(params))), seed=6, **given)
+            assert mean == pytest.approx(rows.num_tokens / len(rows))
+            continue
+        rows = sample(name, n=20000, seed=6, **given)
+        if rows.lengths.min() == rows.lengths.max():
+            assert mean == rows.lengths[0]  # fixed-length rows: exact
+        else:
+            error = rows.lengths.std() / np.sqrt(len(rows))
+            assert abs(mean - rows.lengths.mean()) < 5 * error, (given, float(mean), rows.lengths.mean())

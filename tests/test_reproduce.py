@@ -55,7 +55,7 @@ def test_cli_writes_table_json_and_plots_with_every_condition(haystack_run):
         assert 0.0 <= record["accuracy_all"] <= 1.0
         assert record["scored_tokens"] == record["eval_rows"]  # official haystack scoring: one value per row
         assert [step for step, _ in record["curve"]] == [1, 2]
-    for name in ("results.png", "curves.png"):
+    for name in ("results-haystack.png", "curves-haystack.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -73,12 +73,12 @@ def test_rerun_reuses_finished_runs_and_extends_seeds(tmp_path):
     lines = []
     first = rp.reproduce("components", seeds=1, budget=TINY, out=tmp_path, log=lines.append)
     started = [line for line in lines if line.startswith("[components]")]
-    assert len(started) == 2 and len(first["runs"]) == 2
-    assert len([line for line in lines if line.startswith("    [components]")]) == 2  # finished
+    assert len(started) == 4 and len(first["runs"]) == 4
+    assert len([line for line in lines if line.startswith("    [components]")]) == 4  # finished
     lines.clear()
     second = rp.reproduce("components", seeds=2, budget=TINY, out=tmp_path, log=lines.append)
     started = [line for line in lines if line.startswith("[components]")]
-    assert len(started) == 2 and all("seed 1" in line for line in started)  # seed 0 came from runs.jsonl
+    assert len(started) == 4 and all("seed 1" in line for line in started)  # seed 0 came from runs.jsonl
     assert [r["accuracy"] for r in second["runs"] if r["seed"] == 0] == [r["accuracy"] for r in first["runs"]]
 
 

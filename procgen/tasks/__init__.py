@@ -10,18 +10,20 @@ A task family lives in one module of this package. The module defines ``TASKS``:
   generating rows ``start .. start+count-1`` (row ``i`` depends only on the key and ``i``);
 * ``validator``: ``validator(tokens, offsets, answer_start, params) -> None | (row, reason)``,
   an independent re-implementation of the task's rules;
-* ``vocab``: ``vocab(params) -> list[str]``, printable names for ids ``0 .. vocab_size-1``.
+* ``vocab``: ``vocab(params) -> list[str]``, printable names for ids ``0 .. vocab_size-1``;
+* optionally ``expected_row_length``: ``(params) -> mean tokens per row`` when a closed form exists
+  (sizing a dataset in tokens; otherwise the mean is measured on a sample).
 
 Registering a task = one line in ``_MODULES`` below. Task modules are imported lazily so that
-``import procgen`` stays fast and compiles nothing.
+``import procgen`` (which imports this registry) stays fast and compiles nothing. Import from this
+package (``from procgen.tasks import get_task``): the attribute ``procgen.tasks`` is the public
+listing function (it returns :func:`listing`), not this package.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
-import sys
-import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -176,11 +178,23 @@ class Task:
     # arrays; label positions lo .. hi-1 are scored. hi may be length + 1: the official harness pads
     # rows to a fixed width and also scores the prediction of the first pad token after the row.
     reference_span: Callable | None = None
+    # expected_row_length(params) -> the mean tokens per row, computed from the parameters (an int or
+    # Fraction when every row has the same length or the mean is rational). None: no closed form;
+    # mean_row_length() then measures the stream's first rows.
+    expected_row_length: Callable[[dict], float] | None = None
     notes: str = ""
     param_index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+
+    def __reduce_ex__(self, protocol):
+        # A registered task pickles as a reference to the registry entry (its callables are often
+        # lambdas, which pickle cannot store), so Batches, closures and datasets fingerprints that
+        # hold a Task pickle and hash the same in every process.
+        if self.name in _MODULES and get_task(self.name) is self:
+            return get_task, (self.name,)
+        return super().__reduce_ex__(protocol)
 
     def defaults(self) -> dict:
         """Default value of every parameter."""
@@ -229,6 +243,25 @@ class Task:
             return np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
         return answer_start.copy(), lengths.copy()
 
+    def mean_row_length(self, params: dict, seed: int = 0, split: str = "train"):
+        """Mean tokens per row under resolved ``params``.
+
+        Exact where the task states it (``expected_row_length``: an int or Fraction for fixed-length
+        rows and uniform length ranges); otherwise the mean of the first rows of the ``seed`` /
+        ``split`` stream (about 2**20 tokens), which is deterministic too.
+
+        >>> task = get_task("dyck")
+        >>> task.mean_row_length(task.resolve_params({"min_length": 10, "max_length": 20}))
+        Fraction(15, 1)
+        """
+        if self.expected_row_length is not None:
+            return self.expected_row_length(params)
+        from procgen._rng import base_key  # loads numba: only when a sample is needed
+
+        rows = max(1, min(1 << 16, (1 << 20) // max(1, self.max_row_length(params))))
+        _, offsets, _ = self.kernel(base_key(seed, self.name, split), 0, rows, params, self.token_dtype(params))
+        return float(offsets[-1]) / rows
+
     def vocab_size(self, params: dict) -> int:
         """Model vocabulary size (every id the task can emit, plus padding if it has one)."""
         return self.size(params) if self.size is not None else len(self.vocab(params))
@@ -273,6 +306,22 @@ def get_task(name) -> Task:
     raise LookupError(f"module {_MODULES[name]} does not define task {name!r}")  # registry bug
 
 
+def listing() -> dict[str, dict]:
+    """Every task's summary and parameters (default, allowed values, help); ``procgen.tasks()``.
+
+    >>> listing()["dyck"]["params"]["k"]["default"]   # doctest: +SKIP
+    4
+    """
+    result = {}
+    for name in task_names():
+        spec = get_task(name)
+        result[name] = {
+            "summary": spec.summary,
+            "params": {p.name: {"default": p.default, "allowed": p.allowed(), "help": p.help} for p in spec.params},
+        }
+    return result
+
+
 def available_tasks() -> list[str]:
     """Names of registered tasks whose module is importable (lets partial checkouts work)."""
     names = []
@@ -308,19 +357,3 @@ def resolve_length_range(task: str, params: dict) -> dict:
         raise ValueError(f"{task}: {lo_name} must be <= {hi_name}; got {lo} > {hi}")
     params["min_length"], params["max_length"] = lo, hi
     return params
-
-
-class _CallableTasksModule(types.ModuleType):
-    """``procgen.tasks`` is both this package and the public ``procgen.tasks()`` listing.
-
-    Importing the subpackage rebinds the attribute ``procgen.tasks`` to the module, so the
-    module itself must be callable for ``procgen.tasks()`` to keep working.
-    """
-
-    def __call__(self) -> dict:
-        from procgen.api import tasks
-
-        return tasks()
-
-
-sys.modules[__name__].__class__ = _CallableTasksModule

@@ -18,6 +18,8 @@ row length (rows may end with brackets open); ``closed=True`` closes everything 
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 from numba import njit, uint64
 
@@ -264,6 +266,11 @@ def _resolve_shuffle(params):
     return params
 
 
+def _mean_length(params):
+    """Rows are exactly their drawn length, uniform over the (even, for closed rows) range."""
+    return Fraction(params["min_length"] + params["max_length"], 2)
+
+
 _K = Param("k", int, 4, "number of bracket types (ids: opens 0..k-1, closes k..2k-1)", low=1, high=2 ** 20)
 _P_OPEN = Param("p_open", float, 0.5, "probability of opening when both moves are allowed", low=0.0, high=1.0,
                 low_open=True, high_open=True)
@@ -278,6 +285,7 @@ TASKS = [
         validator=_dyck_validate,
         vocab=_vocab,
         max_row_length=lambda params: params["max_length"],
+        expected_row_length=_mean_length,
         pad_id=lambda params: 2 * params["k"],
         resolve=_resolve_dyck,
         lm_style=True,
@@ -293,6 +301,7 @@ TASKS = [
         validator=_shuffle_validate,
         vocab=_vocab,
         max_row_length=lambda params: params["max_length"],
+        expected_row_length=_mean_length,
         pad_id=lambda params: 2 * params["k"],
         resolve=_resolve_shuffle,
         lm_style=True,

@@ -316,6 +316,7 @@ TASKS = [
         validator=_eca_validate,
         vocab=_vocab,
         max_row_length=_row_length,
+        expected_row_length=_row_length,  # every row has the same length
         pad_id=lambda params: len(_vocab(params)) - 1,
         resolve=_resolve,
         notes="Our reconstruction (no reference code). Cells 0/1, SEP=2; with several rules the row "

@@ -28,6 +28,8 @@ stream of its own, so row ``i`` still depends only on the seed key and ``i``.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 from numba import njit, uint64
 
@@ -451,6 +453,35 @@ _SUMMARIES = {
 }
 
 
+def _mean_absent(params) -> float:
+    """Mean over the row length range of P(a given content token is absent from L uniform draws).
+
+    With ``q = 1 - 1/(V-1)``: ``(q**lo + ... + q**hi) / (hi - lo + 1)``, a geometric sum.
+    """
+    lo, hi, content = params["min_length"], params["max_length"], params["vocab_size"] - 1
+    q = 1 - 1 / content
+    count = hi - lo + 1
+    return 0.0 if q == 0 else q ** lo * (1 - q ** count) * content / count
+
+
+def _mean_length(name):
+    """``expected_row_length`` of a sequence task: the row layout averaged over L (uniform range).
+
+    Distinct counts use E[distinct of L uniform draws from V-1 tokens] = (V-1) * (1 - q**L), and
+    delete's answer is one token shorter exactly when r occurs in x (probability 1 - q**L).
+    """
+    def mean(params):
+        length = Fraction(params["min_length"] + params["max_length"], 2)
+        eos = int(params["eos"])
+        if name in ("identity", "reverse", "sort"):
+            return 2 * length + 1 + eos
+        if name == "delete":
+            return 2 * length + 2 + eos + (0 if params["r_present"] else _mean_absent(params))
+        distinct = (params["vocab_size"] - 1) * (1 - _mean_absent(params))
+        return float(length) + (1 if name == "set" else 2) + eos + distinct
+    return mean
+
+
 def _task(name, kernel, validator, extra, length_low=1, more=()):
     return Task(
         name=name,
@@ -461,6 +492,7 @@ def _task(name, kernel, validator, extra, length_low=1, more=()):
         vocab=_vocab,
         size=_vocab_size,
         max_row_length=lambda params: 2 * params["max_length"] + extra + int(params["eos"]),
+        expected_row_length=_mean_length(name),
         pad_id=lambda params: params["vocab_size"] + 1,
         resolve=_resolver(name),
     )

@@ -13,10 +13,12 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from procgen.train.model import GPT, GPTConfig, state_dict_from_hf, state_dict_to_hf
 from procgen.train.transfer import (COMPONENTS, add_noise, assemble, freeze, parameter_names,
                                     shuffle_weights, transfer)
-from procgen.train.data import ProcgenIterableDataset, collate, collate_batch, pack
+from procgen.train.data import (DataCollatorForProcgen, ProcgenIterableDataset, collate, collate_batch, pack,
+                                trainer_dataset)
 from procgen.train.evaluate import evaluate
 from procgen.train.loop import build_model, train, warmup
 
 __all__ = ["GPT", "GPTConfig", "state_dict_from_hf", "state_dict_to_hf", "COMPONENTS", "add_noise",
            "assemble", "freeze", "parameter_names", "shuffle_weights", "transfer", "ProcgenIterableDataset",
-           "collate", "collate_batch", "pack", "evaluate", "build_model", "train", "warmup"]
+           "DataCollatorForProcgen", "collate", "collate_batch", "pack", "trainer_dataset", "evaluate", "build_model",
+           "train", "warmup"]

@@ -11,9 +11,10 @@
 Task parameters follow the other options as ``--name value`` (``procgen list`` shows them), parsed
 from the task's Param specs exactly as ``procgen generate TASK`` does. ``warmup`` and ``finetune``
 write ``run_config.json`` (every argument, the resolved task parameters, the transfer report), the
-metrics and the checkpoint into ``--out``; run them under ``torchrun --nproc_per_node=N -m
-procgen.cli train ...`` for DDP. Bad arguments (unknown component, missing checkpoint, a task whose
-vocabulary the model lacks) give one error line and exit status 2.
+metrics and the checkpoint into ``--out`` (plus ``--out``/hf, the same model as a Hugging Face GPT-2
+folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads); run them under
+``torchrun --nproc_per_node=N -m procgen.cli train ...`` for DDP. Bad arguments (unknown component,
+missing checkpoint, a task whose vocabulary the model lacks) give one error line and exit status 2.
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def eval_command(ctx, model_dir, task, n, seed, split, batch_size, device, scori
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads per run [default: 1 with --jobs > 1, else torch's default]")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="results", show_default=True, metavar="DIR",
-              help="results.md, runs.json, results.png, curves.png, warm-up checkpoints; finished runs are reused")
+              help="results.md, runs.json, results-*.png, curves-*.png, warm-up checkpoints; finished runs are reused")
 @click.option("--device", default=None, help="torch device [default: cuda if available, else cpu]")
 @click.option("--progress", is_flag=True, help="a progress bar for every training run")
 @click.option("--quiet", "-q", is_flag=True, help="print only the table")

@@ -9,7 +9,9 @@ run interrupted at step ``k`` and resumed yields the same losses from step ``k +
 that never stopped.
 
 Files written to ``out`` (by rank 0 only): ``model.safetensors`` + ``config.json``
-(``save_pretrained``), ``trainer_state.pt`` (optimizer state, step, next row; loaded only with
+(``save_pretrained``; ``GPT.from_pretrained(out)`` loads them), ``hf/`` (the same weights as a
+Hugging Face GPT-2 folder, for procgen GPTs: ``AutoModelForCausalLM.from_pretrained(out / "hf")``),
+``trainer_state.pt`` (optimizer state, step, next row; loaded only with
 ``torch.load(..., weights_only=True)``), ``metrics.jsonl`` (one JSON record per log or eval) and
 ``loss.png`` (when matplotlib is installed).
 
@@ -37,6 +39,7 @@ from procgen.train.data import ProcgenIterableDataset, TaskRows
 from procgen.train.evaluate import check_vocab, evaluate_batch, model_block_size
 
 STATE_NAME = "trainer_state.pt"
+HF_DIR = "hf"  # the same weights as a transformers GPT-2 folder (AutoModelForCausalLM loads it)
 METRICS_NAME = "metrics.jsonl"
 PLOT_NAME = "loss.png"
 ROWS_NAME = "rows_seen.json"
@@ -276,19 +279,22 @@ class _Run:
                              f"use the same data or another out directory")
 
     def _save(self, step: int, next_row: int) -> None:
-        """Write the checkpoint atomically per file: weights first, trainer state last."""
+        """Write the checkpoint atomically per file (the ``hf/`` folder as a whole): weights first,
+        trainer state last."""
         if not self.is_main or self.out is None:
             return
         staging = self.out / ".checkpoint-staging"
         shutil.rmtree(staging, ignore_errors=True)
         self.module.save_pretrained(staging)
+        if hasattr(self.module, "save_hf"):  # a procgen GPT; a transformers model's own folder already is HF's
+            self.module.save_hf(staging / HF_DIR)
         state = {"format": _STATE_FORMAT, "step": step, "next_row": next_row, "optimizer": self.optimizer.state_dict(),
                  "seed": self.seed, "world_size": self.world_size, "batch_size": self.dataset.batch_size,
                  "grad_accum": self.grad_accum, "data": json.dumps(self.dataset.describe(), default=str)}
         torch.save(state, staging / STATE_NAME)
         names = sorted(os.listdir(staging), key=lambda name: name == STATE_NAME)
         for name in names:
-            os.replace(staging / name, self.out / name)
+            _replace(staging / name, self.out / name)
         staging.rmdir()
         _plot_losses(self.out / METRICS_NAME, self.out / PLOT_NAME)
 
@@ -445,6 +451,19 @@ def _adamw(model, lr: float, weight_decay: float, betas) -> torch.optim.AdamW:
     groups = [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas))
+
+
+def _replace(source: Path, target: Path) -> None:
+    """``os.replace`` that also replaces a directory (which POSIX refuses onto a non-empty one):
+    the old one is renamed aside first and removed after, so ``target`` is never half-written."""
+    if not source.is_dir() or not target.exists():
+        os.replace(source, target)
+        return
+    previous = target.with_name(f".{target.name}-previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    os.replace(target, previous)
+    os.replace(source, target)
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:

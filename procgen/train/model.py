@@ -383,22 +383,54 @@ class GPT(nn.Module):
         and train/eval mode). Without biases (``bias=False``) GPT-2's biases are set to zero."""
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        cfg = self.config
-        hf_config = GPT2Config(
-            vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
-            n_layer=cfg.n_layer, n_head=cfg.n_head, n_inner=None, activation_function="gelu_new",
-            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
-            layer_norm_epsilon=1e-5, tie_word_embeddings=cfg.tie_embeddings, bos_token_id=None,
-            eos_token_id=None)
-        hf_model = GPT2LMHeadModel(hf_config)
-        state = state_dict_to_hf(self.state_dict())
-        if not cfg.bias:
-            for name, tensor in hf_model.state_dict().items():
-                if name.endswith(".bias") and name not in state:
-                    state[name] = torch.zeros_like(tensor)
-        hf_model.load_state_dict(state)
+        hf_model = GPT2LMHeadModel(GPT2Config(**self._hf_config()))
+        hf_model.load_state_dict(self._hf_state_dict())
         weight = self.transformer.wte.weight
         return hf_model.to(device=weight.device, dtype=weight.dtype).train(self.training)
+
+    def save_hf(self, directory) -> None:
+        """Write ``directory`` as a Hugging Face GPT-2 folder (``config.json`` + ``model.safetensors``).
+
+        ``transformers.AutoModelForCausalLM.from_pretrained(directory)`` (or ``GPT2LMHeadModel``)
+        loads it with the same logits, to continue training in any HF tool; ``GPT.from_hf``
+        converts it back. Equivalent to ``self.to_hf().save_pretrained(directory)``, but written
+        without ``transformers`` (a training run needs no second model in memory to write it).
+
+        >>> model.save_hf("runs/dyck/hf")                                   # doctest: +SKIP
+        >>> AutoModelForCausalLM.from_pretrained("runs/dyck/hf")            # doctest: +SKIP
+        """
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = self._hf_state_dict()
+        if self.config.tie_embeddings:
+            del state["lm_head.weight"]  # tied: HF stores the shared matrix once, as the input embedding
+        save_file({k: v.detach().contiguous() for k, v in state.items()}, str(directory / WEIGHTS_NAME),
+                  metadata={"format": "pt"})
+        dtype = str(self.transformer.wte.weight.dtype).removeprefix("torch.")
+        config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", **self._hf_config(), "dtype": dtype}
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+
+    def _hf_config(self) -> dict:
+        """Keyword arguments of the equivalent ``transformers.GPT2Config``."""
+        cfg = self.config
+        return dict(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+                    n_head=cfg.n_head, n_inner=None, activation_function="gelu_new", resid_pdrop=cfg.dropout,
+                    embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, layer_norm_epsilon=1e-5,
+                    tie_word_embeddings=cfg.tie_embeddings, bos_token_id=None, eos_token_id=None)
+
+    def _hf_state_dict(self) -> dict:
+        """GPT-2 state dict of this model; without biases (``bias=False``) GPT-2's are zeros."""
+        own = self.state_dict()
+        state = state_dict_to_hf(own)
+        if not self.config.bias:  # every linear layer and LayerNorm (not the embeddings, lm_head) has a bias in GPT-2
+            for name, weight in own.items():
+                bias = name.removesuffix("weight") + "bias"
+                if (name.endswith(".weight") and bias not in state
+                        and not name.startswith(("transformer.wte.", "transformer.wpe.", "lm_head."))):
+                    state[bias] = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
+        return state
 
     @classmethod
     def from_hf(cls, hf_model) -> GPT:

@@ -11,8 +11,8 @@ runs them over seeds and writes
   was interrupted itself resumes from its last checkpoint under ``finetunes/``);
 * ``runs.json`` -- every run of this reproduction (settings, accuracy, learning curve, seconds);
 * ``results.md`` -- per experiment, mean +- std over seeds next to the paper's numbers;
-* ``results.png`` -- the same as bars (reference numbers as black ticks), ``curves.png`` --
-  held-out accuracy during fine-tuning, mean over seeds;
+* ``results-<experiment>.png`` -- the same as bars (reference numbers as black ticks),
+  ``curves-<experiment>.png`` -- held-out accuracy during fine-tuning, per seed and mean;
 * ``warmups/`` -- the warm-up checkpoints (shared by every condition that uses them).
 
 Every run is scored twice on the same held-out rows: ``accuracy`` with the official harness's
@@ -46,12 +46,11 @@ CURVE_SEED = 1  # rows of the learning curves (test split too, other rows than t
 RUNS_LOG = "runs.jsonl"
 RUNS_JSON = "runs.json"
 TABLE_NAME = "results.md"
-PLOT_NAME = "results.png"
-CURVES_NAME = "curves.png"
 WARMUP_DIR = "warmups"
 FINETUNE_DIR = "finetunes"
 # context lengths of the official harness's fine-tune models (n_positions in its task files)
 OFFICIAL_POSITIONS = {"haystack": 100, "addition": 40, "reversed_addition": 40, "multiplication": 40}
+OFFICIAL_BATCH = {"multiplication": 64}  # task_multiplication.py overrides the harness's batch of 1000
 _RECORD_VERSION = 2  # 2: both scorings, protocol fields; records of version 1 are not reused
 
 
@@ -60,11 +59,14 @@ _RECORD_VERSION = 2  # 2: both scorings, protocol fields; records of version 1 a
 @dataclass(frozen=True)
 class WarmUp:
     """A procedural warm-up: ``task`` with ``params`` (sorted ``(name, value)`` pairs), optionally
-    with the tokens of every row shuffled (the "same unigrams, no structure" control)."""
+    with the tokens of every row shuffled (the "same unigrams, no structure" control); ``steps`` and
+    ``lr`` override the budget's warm-up settings for this task (the recipe search's choice)."""
 
     task: str
     params: tuple = ()
     shuffle_tokens: bool = False
+    steps: int | None = None  # None: the budget's warmup_steps
+    lr: float | None = None  # None: the budget's warmup_lr
 
     def label(self) -> str:
         """Readable name, e.g. ``"dyck"`` or ``"eca rule=30 (tokens shuffled)"``."""
@@ -123,11 +125,16 @@ class Experiment:
 
 
 def _warm(task: str, shuffled: bool = False, **params) -> WarmUp:
-    return WarmUp(task, tuple(sorted(params.items())), shuffled)
+    steps, lr = WARMUP_RECIPES.get(task, (None, None))
+    return WarmUp(task, tuple(sorted(params.items())), shuffled, steps, lr)
 
+
+# per warm-up task, (steps, lr) chosen by the recipe search of docs/results/warmup_search.py (its rule
+# is stated there and was fixed before any target run); batch 128, 100 lr warm-up steps, cosine.
+WARMUP_RECIPES: dict[str, tuple[int | None, float | None]] = {"dyck": (2000, 3e-3)}
 
 _NONE = "no warm-up"
-_DYCK, _ECA, _SET, _UNION = _warm("dyck"), _warm("eca"), _warm("set"), _warm("union")
+_DYCK, _ECA, _SET, _UNION, _IDENTITY = _warm("dyck"), _warm("eca"), _warm("set"), _warm("union"), _warm("identity")
 
 EXPERIMENTS = (
     Experiment("haystack", ("haystack",), (
@@ -154,9 +161,11 @@ EXPERIMENTS = (
                   reference=(("multiplication", 48.4),)),
     ), model="4_8_512", summary="5x5-digit multiplication (larger model) after a UNION warm-up"),
     Experiment("components", ("haystack",), (
+        Condition("identity, full model", (Donor(("all",), _IDENTITY),), reference=(("haystack", 18.8),)),
+        Condition("identity, attention only", (Donor(("attn",), _IDENTITY),), reference=(("haystack", 99.0),)),
         Condition("set, full model", (Donor(("all",), _SET),), reference=(("haystack", 18.9),)),
         Condition("set, attention only", (Donor(("attn",), _SET),), reference=(("haystack", 88.9),)),
-    ), summary="which part of a SET warm-up transfers to the haystack: attention only vs everything"),
+    ), summary="which part of an IDENTITY or SET warm-up transfers to the haystack: attention only vs everything"),
     Experiment("assembly", ("haystack", "addition", "reversed_addition", "sort"), (
         Condition(_NONE, reference=(("mean", 57.4),)),
         Condition("set attention", (Donor(("attn",), _SET),), reference=(("mean", 80.6),)),
@@ -208,13 +217,14 @@ class Budget:
     peak ``finetune_lr``. Both: linear learning-rate warm-up over ``lr_warmup_steps`` then cosine
     decay to ``min_lr_ratio`` of the peak, AdamW ``betas``, weight decay ``weight_decay``
     (matrices and embeddings, not biases or norms), gradient clip 1.
+    ``warmup_lr_warmup_steps`` (default ``lr_warmup_steps``) is the warm-up's own.
     Scoring: ``eval_rows`` held-out rows at the end; ``curve_rows`` rows every ``eval_every``
     fine-tune steps for the learning curves. ``seeds``: the default number of seeds.
 
     The fine-tuned model: ``tie_embeddings`` (False: separate input and output embeddings, as in
     the official harness); ``scoring``: the positions that carry the fine-tune loss (and the
     curves' score); ``official_model``: the official harness's context lengths
-    (:data:`OFFICIAL_POSITIONS`) and its transfer rules -- token embeddings (input and output) set
+    (:data:`OFFICIAL_POSITIONS`), its batch of 64 for multiplication, and its transfer rules -- token embeddings (input and output) set
     to the mean of the donor's input embedding only when everything is transferred (random
     otherwise), position embeddings copied only when the donor's context is at least as long.
     """
@@ -234,6 +244,7 @@ class Budget:
     seeds: int
     betas: tuple = (0.9, 0.95)
     min_lr_ratio: float = 0.1
+    warmup_lr_warmup_steps: int | None = None  # the warm-up's own linear lr warm-up (None: lr_warmup_steps)
     tie_embeddings: bool = True
     scoring: str = "all"
     official_model: bool = False
@@ -254,13 +265,13 @@ BUDGETS = {
                     finetune_steps=10_000, finetune_batch_size=1000, finetune_lr=1e-3, lr_warmup_steps=500,
                     weight_decay=1e-3, eval_rows=4000, eval_every=500, curve_rows=1000, seeds=3,
                     betas=(0.9, 0.999), min_lr_ratio=0.0, tie_embeddings=False, scoring="reference",
-                    official_model=True),
+                    official_model=True, warmup_lr_warmup_steps=100),
     # the paper's protocol at a quarter of its fine-tune rows (2 500 steps x 1000)
     "quarter": Budget("quarter", warmup_steps=2000, warmup_batch_size=128, warmup_lr=3e-3,
                       finetune_steps=2500, finetune_batch_size=1000, finetune_lr=1e-3, lr_warmup_steps=500,
                       weight_decay=1e-3, eval_rows=4000, eval_every=250, curve_rows=1000, seeds=3,
                       betas=(0.9, 0.999), min_lr_ratio=0.0, tie_embeddings=False, scoring="reference",
-                      official_model=True),
+                      official_model=True, warmup_lr_warmup_steps=100),
     # a pipeline check in seconds (numbers meaningless): what CI runs
     "smoke": Budget("smoke", warmup_steps=2, warmup_batch_size=4, warmup_lr=1e-3, finetune_steps=2,
                     finetune_batch_size=4, finetune_lr=1e-3, lr_warmup_steps=1, weight_decay=1e-3,
@@ -289,10 +300,49 @@ def _key(value) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _warmup_lr_warmup(budget: Budget) -> int:
+    steps = budget.lr_warmup_steps if budget.warmup_lr_warmup_steps is None else budget.warmup_lr_warmup_steps
+    return min(steps, budget.warmup_steps)
+
+
+def warmup_accuracy(model, task: str, params: dict, rows: int = 1000) -> float:
+    """A warm-up's own held-out accuracy on the tokens a perfect model predicts.
+
+    For ``dyck``/``dyck_shuffle`` the closing brackets (whether a bracket closes is a coin flip,
+    which one closes is determined); for every other task the answer tokens. ``rows`` rows of the
+    ``test`` split, seed 0.
+    """
+    from procgen.api import generate
+    from procgen.train.data import collate_batch
+    from procgen.train.evaluate import evaluate_batch
+
+    batch = generate(task, rows, seed=0, split="test", **params)
+    if task not in ("dyck", "dyck_shuffle"):
+        return evaluate_batch(model, batch, batch_size=500)["accuracy"]
+    k = batch.params["k"]
+    inputs = collate_batch(batch, block_size=model.config.block_size)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        predicted = model(inputs["input_ids"])[0][:, :-1].argmax(-1)
+    model.train(was_training)
+    target = inputs["input_ids"][:, 1:]
+    closing = (target >= k) & (inputs["attention_mask"][:, 1:] == 1)
+    return float(((predicted == target) & closing).sum() / closing.sum())
+
+
+def _warmup_steps_lr(warmup: WarmUp, budget: Budget) -> tuple[int, float]:
+    """The warm-up's steps and peak lr: its recipe's where the budget runs real warm-ups."""
+    if budget.official_model and warmup.steps is not None:
+        return warmup.steps, warmup.lr
+    return budget.warmup_steps, budget.warmup_lr
+
+
 def _warmup_spec(warmup: WarmUp, model: str, seed: int, budget: Budget) -> dict:
+    steps, lr = _warmup_steps_lr(warmup, budget)
     return {"task": warmup.task, "params": dict(warmup.params), "shuffle_tokens": warmup.shuffle_tokens,
-            "model": model, "seed": seed, "steps": budget.warmup_steps, "batch_size": budget.warmup_batch_size,
-            "lr": budget.warmup_lr, "lr_warmup_steps": budget.lr_warmup_steps,
+            "model": model, "seed": seed, "steps": steps, "batch_size": budget.warmup_batch_size,
+            "lr": lr, "lr_warmup_steps": min(_warmup_lr_warmup(budget), steps),
             "weight_decay": budget.weight_decay}
 
 
@@ -335,16 +385,18 @@ class _Runner:
             model = build_model(model_name, warmup.task, params)
             b = self.budget
             # the shuffled control reads the same rows (same seed), only permuted within each row
-            summary = train(model, warmup.task, b.warmup_steps, params=params, lr=b.warmup_lr,
-                            batch_size=b.warmup_batch_size, warmup_steps=min(b.lr_warmup_steps, b.warmup_steps),
+            steps, lr = _warmup_steps_lr(warmup, b)
+            summary = train(model, warmup.task, steps, params=params, lr=lr,
+                            batch_size=b.warmup_batch_size, warmup_steps=min(_warmup_lr_warmup(b), steps),
                             weight_decay=b.weight_decay, eval_data=False, out=directory, seed=seed,
                             resume=True,  # a warm-up killed after its checkpoint but before warmup.json
                             progress=self.progress, device=self.device, shuffle_tokens=warmup.shuffle_tokens,
-                            log_every=max(1, b.warmup_steps // 50))
+                            log_every=max(1, steps // 50))
             (directory / "trainer_state.pt").unlink(missing_ok=True)  # only the weights are needed
-            record_path.write_text(json.dumps({**spec, "final_loss": summary["loss"],
-                                               "seconds": round(summary["seconds"], 2)}, indent=2) + "\n")
             model = summary["model"].cpu()
+            accuracy = warmup_accuracy(model, warmup.task, params) if not warmup.shuffle_tokens else None
+            record_path.write_text(json.dumps({**spec, "final_loss": summary["loss"], "heldout_accuracy": accuracy,
+                                               "seconds": round(summary["seconds"], 2)}, indent=2) + "\n")
         self.models[key] = model
         return model
 
@@ -374,8 +426,9 @@ class _Runner:
         self._initialise(model, condition, experiment.model, seed)
         curve_rows = generate(target, b.curve_rows, seed=CURVE_SEED, split="test", **params)
         resume = directory is not None
+        batch_size = OFFICIAL_BATCH.get(target, b.finetune_batch_size) if b.official_model else b.finetune_batch_size
         summary = train(model, target, b.finetune_steps, params=params, lr=b.finetune_lr,
-                        batch_size=b.finetune_batch_size, warmup_steps=min(b.lr_warmup_steps, b.finetune_steps),
+                        batch_size=batch_size, warmup_steps=min(b.lr_warmup_steps, b.finetune_steps),
                         min_lr_ratio=b.min_lr_ratio, betas=b.betas, weight_decay=b.weight_decay,
                         scoring=b.scoring, eval_every=b.eval_every, eval_data=curve_rows, seed=seed,
                         progress=self.progress, device=self.device, log_every=max(1, b.finetune_steps // 50),
@@ -508,12 +561,16 @@ def reproduce(experiments="haystack", seeds: int | None = None, budget="small", 
 
         # spawn, never fork: numba's parallel kernels may already have started OpenMP threads here
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            # warm-ups first (each trained once, shared by the conditions that use it)
+            # warm-ups first (each trained once, shared by the conditions that use it), queued with
+            # the fine-tunes that need none; the others once every warm-up is there
             pending = [pool.submit(_warmup_job, settings, *w) for w in warmups]
+            futures = {pool.submit(_finetune_job, settings, run, key): (run, key)
+                       for run, key in todo if not run[1].donors}
             done, _ = wait(pending, return_when=FIRST_EXCEPTION)
             for future in done:
                 future.result()  # re-raises a worker's error here
-            futures = {pool.submit(_finetune_job, settings, run, key): (run, key) for run, key in todo}
+            futures.update({pool.submit(_finetune_job, settings, run, key): (run, key)
+                            for run, key in todo if run[1].donors})
             for future in as_completed(futures):
                 run, key = futures[future]
                 record_result(run, key, future.result())
@@ -530,7 +587,7 @@ def reproduce(experiments="haystack", seeds: int | None = None, budget="small", 
                                              "experiments": [e.name for e in chosen],
                                              "seconds": round(seconds, 1), "runs": records}, indent=1) + "\n")
     files = [out / TABLE_NAME, out / RUNS_JSON]
-    files += plot_results(chosen, records, out / PLOT_NAME, out / CURVES_NAME)
+    files += plot_results(chosen, records, out)
     return {"runs": records, "table": table, "files": [str(f) for f in files], "seconds": seconds}
 
 
@@ -652,8 +709,12 @@ def results_table(experiments, records, budget: Budget, seeds: int) -> str:
     return "\n".join(lines)
 
 
-def plot_results(experiments, records, bars_path: Path, curves_path: Path) -> list[Path]:
-    """Bar chart (mean ± std, reference ticks) and fine-tuning curves; [] without matplotlib."""
+def plot_results(experiments, records, out: Path) -> list[Path]:
+    """Per experiment, ``results-<name>.png`` (bars: mean ± std over seeds at the official scored
+    positions, hatched bars every answer token, the paper's numbers as black ticks) and
+    ``curves-<name>.png`` (held-out accuracy during fine-tuning, one thin line per seed and the
+    mean). Fonts >= 10 pt at 100 dpi, so labels stay readable at page width. [] without matplotlib.
+    """
     try:
         import matplotlib
 
@@ -661,57 +722,64 @@ def plot_results(experiments, records, bars_path: Path, curves_path: Path) -> li
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    count = len(experiments)
-    columns = min(count, 4)
-    rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.4 * rows), squeeze=False)
-    for ax, experiment in zip(axes.flat, experiments):
+    plt.rcParams.update({"font.size": 11, "legend.fontsize": 10, "xtick.labelsize": 10, "ytick.labelsize": 10})
+    written = []
+    for experiment in experiments:
         keys = list(experiment.targets) + (["mean"] if len(experiment.targets) > 1 else [])
-        width = 0.8 / len(experiment.conditions)
-        for i, condition in enumerate(experiment.conditions):
+        conditions = experiment.conditions
+        figure, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(conditions) * len(keys)), 4.2))
+        width = 0.8 / len(conditions)
+        for i, condition in enumerate(conditions):
             for j, key in enumerate(keys):
-                values = _scores(records, experiment, condition, None if key == "mean" else key)
-                x = j + (i - (len(experiment.conditions) - 1) / 2) * width
+                target = None if key == "mean" else key
+                x = j + (i - (len(conditions) - 1) / 2) * width
+                values = _scores(records, experiment, condition, target)
                 if values:
                     mean, std = _mean_std(values)
-                    ax.bar(x, mean, width * 0.9, yerr=std, color=f"C{i}", capsize=2,
+                    ax.bar(x - width * 0.22, mean, width * 0.44, yerr=std, color=f"C{i}", capsize=3,
                            label=condition.name if j == 0 else None)
+                    ax.scatter([x - width * 0.22] * len(values), values, color="black", s=8, zorder=3)
+                every = _scores(records, experiment, condition, target, "accuracy_all")
+                if every:
+                    mean, std = _mean_std(every)
+                    ax.bar(x + width * 0.22, mean, width * 0.44, yerr=std, color=f"C{i}", alpha=0.45,
+                           hatch="//", capsize=3)
                 reference = condition.reference_for(key)
                 if reference is not None:
-                    ax.plot([x - width * 0.45, x + width * 0.45], [reference] * 2, color="black", lw=2)
-        ax.set_xticks(range(len(keys)), [k.replace("reversed_addition", "rev. add.") for k in keys], fontsize=7)
+                    ax.plot([x - width * 0.45, x + width * 0.45], [reference] * 2, color="black", lw=2.5)
+        ax.set_xticks(range(len(keys)), [k.replace("_", " ") for k in keys])
         ax.set_ylim(0, 100)
-        ax.set_title(f"{experiment.name} ({_describe(experiment)})", fontsize=8)
-        ax.set_ylabel("answer accuracy (%)", fontsize=8)
-        ax.legend(fontsize=6, loc="best")
-    for ax in list(axes.flat)[count:]:
-        ax.axis("off")
-    figure.suptitle("ours: bars (mean ± std over seeds); paper: black ticks", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(bars_path, dpi=80)
-    plt.close(figure)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{experiment.name} ({_describe(experiment)}): solid = official scoring, "
+                     f"hatched = all answer tokens, black = paper", fontsize=10)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        figure.tight_layout()
+        path = out / f"results-{experiment.name}.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        written.append(path)
 
-    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False)
-    for ax, experiment in zip(axes.flat, experiments):
-        for i, condition in enumerate(experiment.conditions):
+        figure, ax = plt.subplots(figsize=(9.0, 4.2))
+        for i, condition in enumerate(conditions):
             mine = [r for r in records if r["experiment"] == experiment.name and r["condition"] == condition.name]
             by_step = {}
             for record in mine:
+                steps = [step for step, _ in record["curve"]]
+                ax.plot(steps, [100 * a for _, a in record["curve"]], color=f"C{i}", lw=0.7, alpha=0.5)
                 for step, accuracy in record["curve"]:
                     by_step.setdefault(step, []).append(100 * accuracy)
             if by_step:
                 steps = sorted(by_step)
-                ax.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], color=f"C{i}",
+                ax.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], color=f"C{i}", lw=2.2,
                         label=condition.name)
         ax.set_ylim(0, 100)
-        ax.set_xlabel("fine-tune step", fontsize=8)
-        ax.set_ylabel("held-out accuracy (%)", fontsize=8)
-        ax.set_title(f"{experiment.name}: mean over seeds and targets", fontsize=8)
-        ax.legend(fontsize=6, loc="best")
-    for ax in list(axes.flat)[count:]:
-        ax.axis("off")
-    figure.tight_layout()
-    figure.savefig(curves_path, dpi=80)
-    plt.close(figure)
-    return [bars_path, curves_path]
-
+        ax.set_xlabel("fine-tune step")
+        ax.set_ylabel("held-out accuracy (%)")
+        ax.set_title(f"{experiment.name}: learning curves (thin: seeds, thick: mean)", fontsize=10)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        figure.tight_layout()
+        path = out / f"curves-{experiment.name}.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        written.append(path)
+    return written
