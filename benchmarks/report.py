@@ -291,8 +291,11 @@ def measure(tasks: list[str], settings: dict, repeats: int) -> list[dict]:
 
 def main(argv=None) -> dict:
     """Run the benchmarks, print the tables, write the page and plots unless ``--no-page``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=(
+        "The full benchmark report: in-memory generation (procgen vs a plain-Python reference), writes "
+        "to disk with 1 and 2 workers, first-call latency, import time and a scaling run; prints the "
+        "table and writes docs/benchmarks.md with its plots (unless --no-page). Examples: "
+        "`python -m benchmarks`, `python -m benchmarks --quick --no-page`."))
     parser.add_argument("--quick", action="store_true", help="smaller sizes; scaling up to 1e7 rows")
     parser.add_argument("--tasks", nargs="*", help="tasks to measure (default: every registered task)")
     parser.add_argument("--repeats", type=int, default=5, help="timed in-memory calls per task (median)")

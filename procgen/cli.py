@@ -23,9 +23,7 @@ commands that need them, and ``train``/``push``/``export`` are imported only whe
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
 import json
 import math
 import os
@@ -542,9 +540,9 @@ def validate_command(directory, quiet):
 @click.option("--json", "as_json", is_flag=True, help="print the raw manifest as JSON")
 def info_command(directory, as_json):
     """Summarise a dataset (task, parameters, size, how to regenerate it)."""
-    from procgen.dataset import read_manifest
+    from procgen.dataset import info
 
-    manifest = read_manifest(directory)
+    manifest = info(directory)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
         return
@@ -558,7 +556,8 @@ def info_command(directory, as_json):
         ("tokens", f"{tokens:,}"),
         ("shards", shards),
         ("dtype", manifest["dtype"]),
-        ("vocab size", manifest.get("vocab_size", len(manifest.get("vocab", ())))),
+        ("vocab size", manifest["vocab_size"]),
+        ("longest row", f"{manifest['max_row_length']} tokens at most (a model's n_positions)"),
         ("regenerate", manifest.get("command", "")),
     ]
     for key, value in lines:
@@ -599,22 +598,7 @@ def bench_command(ctx):
         raise CommandFailed("procgen bench needs the benchmarks/ folder of a source checkout: run "
                             "`python -m benchmarks` there (one part alone: `python -m benchmarks.bench_generate`, "
                             "`python -m benchmarks.bench_write`)", exit_code=2)
-    if "-h" in ctx.args or "--help" in ctx.args:
-        click.echo(_report_help(module, list(ctx.args)), nl=False)
-        return
     module.main(list(ctx.args))
-
-
-def _report_help(module, args: list) -> str:
-    """The benchmark report's argparse help, its RST markup (``code``, ``::``) made plain text."""
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
-        try:
-            module.main(args)
-        except SystemExit:  # argparse exits after printing the help
-            pass
-    text = captured.getvalue().replace("``", "`")
-    return re.sub(r"::$", ":", text, flags=re.M)
 
 
 def _import_benchmarks():

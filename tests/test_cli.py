@@ -312,6 +312,7 @@ def test_validate_info_show_on_a_good_dataset(dyck_dataset):
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     assert (fields["task"], fields["rows"], fields["tokens"], fields["shards"]) == ("dyck", "60", "960", "2")
     assert (fields["seed"], fields["split"], fields["dtype"], fields["vocab size"]) == ("3", "train", "uint8", "5")
+    assert fields["longest row"].startswith("16 tokens")  # a model's n_positions, read from the dataset
     assert "max_depth=6" in fields["params"] and fields["regenerate"].startswith("procgen generate dyck")
 
     raw = run("info", dyck_dataset, "--json")
