@@ -39,7 +39,7 @@ def base_key(seed: int, task: str, split: str = "train") -> int:
     Parameters
     ----------
     seed : int
-        Non-negative integer seed (any size).
+        Integer seed in ``[0, 2**63 - 1]``.
     task : str
         Registered task name; different tasks never share streams.
     split : str, default "train"
@@ -57,13 +57,17 @@ def base_key(seed: int, task: str, split: str = "train") -> int:
     return int(state[0])
 
 
+MAX_SEED = 2 ** 63 - 1  # seeds are stored as int64 (Arrow metadata, manifests read by other tools)
+
+
 def check_seed(seed) -> int:
-    """Return ``seed`` as an int, or raise ValueError naming the allowed range."""
+    """Return ``seed`` as an int in ``[0, 2**63 - 1]``, or raise ValueError naming that range."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer (>= 0), got {seed}")
-    return int(seed)
+        raise ValueError(f"seed must be a non-negative integer (>= 0 and <= 2**63 - 1); got {seed!r}")
+    seed = int(seed)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a non-negative integer (>= 0 and <= 2**63 - 1); got {seed}")
+    return seed
 
 
 def check_split(split) -> int:

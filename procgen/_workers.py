@@ -15,6 +15,13 @@ this process; nothing from disk or the network is unpickled)::
     helper -> parent   ("claim",) | ("progress", *counts) | ("error", exception)
 
 The helper's own stdout is pointed at stderr, so a stray print cannot corrupt the protocol.
+
+Signals. A helper runs in a session of its own, so a terminal's Ctrl-C (SIGINT to the foreground
+process group) reaches this process only, never a helper mid-import (which printed a traceback):
+this process then stops the helpers with SIGTERM, which a helper turns into SystemExit at its next
+bytecode so that its temp files are removed. A helper also exits (the same way) when this process
+dies, even by ``kill -9``: Linux tells it (``prctl(PR_SET_PDEATHSIG)``), and on every platform a
+thread in the helper watches its parent pid.
 """
 
 from __future__ import annotations
@@ -26,14 +33,17 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Callable
 
 _BOOTSTRAP = ("import sys, json; sys.path[:] = json.loads(sys.stdin.buffer.readline()); "
-              "from procgen._workers import _helper_main; _helper_main()")
+              "from procgen._workers import _helper_main; _helper_main()")  # argv[1]: this process's pid
 _STOP_SECONDS = 60  # after an error: how long helpers get to stop at a chunk boundary before a kill
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PARENT_POLL_SECONDS = 0.2  # how often a helper's watch thread checks that its parent lives
 
 
-def run(target: str, payload, items, helpers: int, here: Callable, report: Callable) -> None:
+def run(target: str, payload, items, helpers: int, here: Callable, report: Callable, keep_fds=()) -> None:
     """Process every item once, in this process and in ``helpers`` helper processes.
 
     Parameters
@@ -51,16 +61,19 @@ def run(target: str, payload, items, helpers: int, here: Callable, report: Calla
     report : callable
         ``report(*counts)``: progress, from this process's items and relayed from the helpers'
         (called from several threads; it must be thread-safe).
+    keep_fds : tuple of int
+        File descriptors the helpers inherit (e.g. a lock that must stay held while any helper lives).
 
     The first error (here or in a helper) stops all claiming; helpers still busy are asked to stop
     (SIGTERM, handled at the next bytecode so their temp files are cleaned up), and the error is
-    raised here once every helper has exited.
+    raised here once every helper has exited. So is a KeyboardInterrupt here (Ctrl-C), and a
+    second one while waiting for the helpers stops them without waiting.
     """
     claims = _Claims(items)
     started = []
     try:
         for _ in range(helpers):
-            started.append(_Helper(target, payload, claims, report))
+            started.append(_Helper(target, payload, claims, report, keep_fds))
         while (item := claims.claim()) is not None:
             here(item, report)
     except BaseException as err:
@@ -69,8 +82,13 @@ def run(target: str, payload, items, helpers: int, here: Callable, report: Calla
             helper.stop()
         raise
     finally:
-        for helper in started:
-            helper.join()
+        try:
+            for helper in started:
+                helper.join()
+        except BaseException:  # e.g. Ctrl-C while waiting: do not leave the rest running
+            for helper in started:
+                helper.stop()
+            raise
     if claims.error is not None:
         raise claims.error
 
@@ -100,10 +118,12 @@ class _Claims:
 class _Helper:
     """One helper process plus the thread here that answers its claims and relays its progress."""
 
-    def __init__(self, target, payload, claims: _Claims, report):
+    def __init__(self, target, payload, claims: _Claims, report, keep_fds=()):
         self._claims, self._report = claims, report
-        self._process = subprocess.Popen([sys.executable, "-I", "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE)
+        # a session of its own: the terminal's Ctrl-C goes to this process only (see the module docstring)
+        self._process = subprocess.Popen([sys.executable, "-I", "-c", _BOOTSTRAP, str(os.getpid())],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+                                         pass_fds=tuple(keep_fds))
         self._thread = threading.Thread(target=self._serve, args=(target, payload), daemon=True,
                                         name=f"procgen-helper-{self._process.pid}")
         self._thread.start()
@@ -164,6 +184,8 @@ def _helper_main() -> None:
     sys.stdout = sys.stderr
     # SIGTERM from the parent: raise SystemExit at the next bytecode, so with-blocks (temp files) clean up
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupting is the parent's decision (it sends SIGTERM)
+    _exit_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())
     source = sys.stdin.buffer
 
     def send(*message):
@@ -192,3 +214,27 @@ def _helper_main() -> None:
         except OSError:
             pass
         sys.exit(1)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """SIGTERM this helper as soon as ``parent`` dies, so that it stops writing (and cleans up).
+
+    Without this a helper orphaned by ``kill -9`` of its parent went on writing shards that nobody
+    would record. On Linux the kernel signals it (``prctl(PR_SET_PDEATHSIG)``, sent when the thread
+    that started the helper exits; that thread waits for every helper). A daemon thread also polls
+    the parent pid, on every platform and for a parent that died before ``prctl`` took effect.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the thread below still works
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="procgen-parent-watch", daemon=True).start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -11,25 +12,78 @@ from procgen._rng import base_key, check_seed, check_split
 from procgen.batch import Batch
 from procgen.tasks import get_task
 
+MAX_INDEX = 2 ** 63 - 1  # row indices, counts and seeds are int64 in kernels, Arrow and manifests
+_FALLBACK_MEMORY = 1 << 40  # the in-memory cap where the machine's memory cannot be read
 
-def check_count(value, name: str = "n", minimum: int = 1) -> int:
-    """Return ``value`` as an int ``>= minimum``; integral floats such as ``1e6`` are accepted.
+
+def _bound(value: int) -> str:
+    return "2**63 - 1" if value == MAX_INDEX else str(value)
+
+
+def check_count(value, name: str = "n", minimum: int = 1, maximum: int = MAX_INDEX) -> int:
+    """Return ``value`` as an int in ``[minimum, maximum]``; integral floats such as ``1e6`` are accepted.
+
+    The default ``maximum`` is ``2**63 - 1``: counts and row indices are int64 inside kernels, so a
+    larger value would overflow there (or wrap silently).
 
     >>> check_count(1e6)
     1000000
     """
+    allowed = f"an integer >= {minimum} and <= {_bound(maximum)}"
     if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(value) or not float(value).is_integer():
-            raise ValueError(f"{name} must be an integer >= {minimum} (floats such as 1e6 are allowed only "
-                             f"when integral); got {value!r}")
+            raise ValueError(f"{name} must be {allowed} (floats such as 1e6 are allowed only when integral); "
+                             f"got {value!r}")
         value = int(value)
     if not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
-    return int(value)
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+    value = int(value)
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be {allowed}; got {value}")
+    return value
+
+
+def memory_limit() -> int:
+    """Bytes one in-memory generation may need at most: the machine's physical memory.
+
+    Where the operating system does not report it (``os.sysconf`` is POSIX-only), 1 TiB.
+    """
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return _FALLBACK_MEMORY
+
+
+def check_memory(spec, n: int, params: dict, given: str | None = None) -> int:
+    """Refuse (ValueError) ``n`` rows that could not fit in memory; return the bytes they may need.
+
+    The estimate is what the kernels allocate: ``n`` rows of the task's longest row, plus int64
+    offsets and int32 answer starts (8 + 4 bytes a row). ``given`` names the argument that asked
+    for the rows in the message (default ``n=<n>``).
+    """
+    longest = spec.max_row_length(params)
+    itemsize = spec.token_dtype(params).itemsize
+    needed = n * (longest * itemsize + 12) + 8
+    limit = memory_limit()
+    if needed > limit:
+        raise ValueError(f"{given or f'n={n}'}: {n} rows of {spec.name} need up to {_size(needed)} in memory "
+                         f"({longest} tokens of {itemsize} byte{'s' * (itemsize > 1)} a row at most, plus 12 bytes "
+                         f"of offsets and answer_start), more than this machine's {_size(limit)}; write them to "
+                         f"disk with procgen.write (procgen generate on the command line) or iterate over them in "
+                         f"batches with procgen.stream")
+    return needed
+
+
+def _size(num_bytes: int) -> str:
+    """``1536`` -> ``'1.5 KiB'``."""
+    size, unit = float(num_bytes), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"):
+        if size < 1024 or unit == "YiB":
+            break
+        size /= 1024
+    return f"{num_bytes} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def generate(task: str, n, seed: int = 0, split: str = "train", start: int = 0, **params) -> Batch:
@@ -40,14 +94,16 @@ def generate(task: str, n, seed: int = 0, split: str = "train", start: int = 0, 
     task : str
         A registered task name (``procgen.tasks()`` lists them).
     n : int or integral float
-        Number of rows (``1e6`` is accepted).
+        Number of rows (``1e6`` is accepted). Rows that could not fit in this machine's memory
+        (``n`` times the longest row, see :func:`check_memory`) are refused: write them with
+        ``procgen.write`` or iterate over them with ``procgen.stream``.
     seed : int, default 0
-        Non-negative seed. Row ``i`` depends only on (task, params, seed, split, i).
+        Seed in ``[0, 2**63 - 1]``. Row ``i`` depends only on (task, params, seed, split, i).
     split : {"train", "validation", "test"}, default "train"
         Each split has an independent stream, so splits never share rows.
     start : int, default 0
         Global index of the first row (``generate(..., n=10, start=5)`` equals rows 5..14 of a
-        larger call).
+        larger call); ``start + n <= 2**63``.
     **params
         Task parameters; unknown names or out-of-range values raise ValueError.
 
@@ -60,9 +116,13 @@ def generate(task: str, n, seed: int = 0, split: str = "train", start: int = 0, 
     spec = get_task(task)
     n = check_count(n, "n")
     start = check_count(start, "start", minimum=0)
+    if start > MAX_INDEX + 1 - n:  # the last row's index, start + n - 1, must be an int64
+        raise ValueError(f"start must be an integer >= 0 and <= 2**63 - n = {MAX_INDEX + 1 - n} for n={n} "
+                         f"(row indices are int64); got {start}")
     seed = check_seed(seed)
     check_split(split)
     resolved = spec.resolve_params(params)
+    check_memory(spec, n, resolved)
     tokens, offsets, answer_start = spec.kernel(base_key(seed, task, split), start, n, resolved,
                                                 spec.token_dtype(resolved))
     row_task = None if spec.row_task is None else spec.row_task(resolved, start, n)
@@ -113,7 +173,7 @@ def task_function(name: str):
     lines = [f"{spec.summary}.", "", "Generate ``n`` rows in memory and return a :class:`procgen.Batch`.",
              "", "Parameters", "----------",
              "n : int or integral float, default 1000", "    Number of rows.",
-             "seed : int, default 0", "    Non-negative seed.",
+             "seed : int, default 0", "    Seed in [0, 2**63 - 1].",
              'split : {"train", "validation", "test"}, default "train"', "    Independent stream per split.",
              "start : int, default 0", "    Global index of the first row."]
     for p in spec.params:

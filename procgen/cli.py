@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -433,21 +434,29 @@ class TaskCommand(click.Command):
                 formatter.write_dl(task)
 
 
-def _generate(ctx, task, params: dict) -> None:
-    from procgen.dataset import write
+_INTERRUPTED = "interrupted; re-run the same command to resume"
 
+
+def _generate(ctx, task, params: dict) -> None:
     options = ctx.params
     if (options["n"] is None) == (options["tokens"] is None):
         raise click.UsageError("-n/--rows and --tokens are mutually exclusive: give one of them" if options["n"]
                                else "give the size: -n/--rows ROWS or --tokens TOKENS", ctx)
     began = time.perf_counter()
     try:
+        from procgen.dataset import write
+
         manifest = write(task.name, options["out"], options["n"], shards=options["shards"],
                          workers=options["workers"], seed=options["seed"], split=options["split"],
                          shard_index=options["shard_index"], overwrite=options["overwrite"],
                          progress=not options["quiet"], tokens=options["tokens"], **params)
     except ValueError as err:
         raise ValueError(_as_flags(str(err))) from None
+    except KeyboardInterrupt as err:  # procgen.dataset.WriteInterrupted, or before write began
+        manifest = getattr(err, "manifest", None)
+        if manifest is None:
+            raise CommandFailed(_INTERRUPTED, exit_code=130) from None
+    _ignore_interrupts()  # the dataset is complete: a late Ctrl-C must not turn the summary into an error
     seconds = time.perf_counter() - began
     if options["quiet"]:
         return
@@ -480,6 +489,12 @@ def _per_second(count: int, seconds: float) -> str:
 
 class TaskGroup(click.Group):
     """``procgen generate TASK``: one subcommand per available task, built from its Param specs."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # while the task's module loads, before _generate's own handler
+            raise CommandFailed(_INTERRUPTED, exit_code=130) from None
 
     def format_commands(self, ctx, formatter):
         with formatter.section("Tasks"):
@@ -537,7 +552,8 @@ def validate_command(directory, quiet):
 
 @cli.command("info")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="print the raw manifest as JSON")
+@click.option("--json", "as_json", is_flag=True,
+              help="print the checked manifest as JSON (its command rebuilt from task, params, seed and split)")
 def info_command(directory, as_json):
     """Summarise a dataset (task, parameters, size, how to regenerate it)."""
     from procgen.dataset import info
@@ -558,7 +574,7 @@ def info_command(directory, as_json):
         ("dtype", manifest["dtype"]),
         ("vocab size", manifest["vocab_size"]),
         ("longest row", f"{manifest['max_row_length']} tokens at most (a model's n_positions)"),
-        ("regenerate", manifest.get("command", "")),
+        ("regenerate", manifest["command"]),  # rebuilt from task, params, seed and split: never the stored string
     ]
     for key, value in lines:
         click.echo(f"{key + ':':<12} {value}")
@@ -614,9 +630,30 @@ def _import_benchmarks():
         raise
 
 
+_OWN_PROCESS = False  # set by main(): this process is the `procgen` program, its signals are ours to set
+
+
+def _ignore_interrupts() -> None:
+    """Ignore Ctrl-C from now on, when it can no longer change the outcome (in the program only)."""
+    if _OWN_PROCESS:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except (ValueError, KeyboardInterrupt):  # not the main thread; or a Ctrl-C that came just now
+            pass
+
+
 def main(argv=None) -> None:
     """Console entry point (``procgen = procgen.cli:main``)."""
-    cli.main(argv, prog_name="procgen")
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
+    try:
+        code = cli.main(argv, prog_name="procgen", standalone_mode=False)
+    except KeyboardInterrupt:  # between the command's own handlers and here
+        code = _report("interrupted", 130)
+    # The command is over. A Ctrl-C from now on would land while the interpreter shuts down, with
+    # SIGINT's default action back: exit -2 and no message, after the work was done.
+    _ignore_interrupts()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

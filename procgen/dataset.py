@@ -13,6 +13,8 @@ The manifest is written last: a directory without it is incomplete by definition
 :func:`load` / :func:`validate` / :func:`info` reject it. While a write is in progress
 ``out/.procgen/`` holds the configuration and one record per finished shard; re-running the same
 write keeps every finished shard whose sha256 still matches and generates only the missing ones.
+A write holds ``out/.procgen.lock`` (flock, the file names its pid) from start to end, so a second
+writer on the same directory fails at once instead of deleting the first one's files.
 
 Shard ``j`` of ``S`` holds global rows ``[j*n//S, (j+1)*n//S)``, and row ``i`` is row ``i`` of
 ``procgen.generate(task, n, seed, split, **params)`` whatever the shard or worker count.
@@ -31,6 +33,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import threading
 import time
 
@@ -41,7 +44,7 @@ from procgen._files import atomic_open
 from procgen._rng import base_key, check_seed, check_split
 from procgen.api import check_count, rows_for_tokens
 from procgen.batch import Batch
-from procgen.tasks import get_task
+from procgen.tasks import dtype_for_vocab, get_task
 
 FORMAT_VERSION = 2  # bump when a stream or the on-disk layout changes on purpose
 MANIFEST_NAME = "procgen.json"
@@ -57,10 +60,36 @@ _SPAWN_TOKENS = 1 << 27
 _SHARD_TOKENS = 1 << 28
 # int32 list offsets: a shard must stay below 2**31 tokens.
 _MAX_SHARD_TOKENS = (1 << 31) - 1
+# The most shards a dataset may have (5-digit shard names; a rerun checks one record per shard), so
+# a dataset holds at most _MAX_SHARDS * _MAX_SHARD_TOKENS (about 2.1e14) tokens.
+_MAX_SHARDS = 100_000
+_MAX_TOKENS = _MAX_SHARDS * _MAX_SHARD_TOKENS
+_MAX_WORKERS = 1024  # processes writing one dataset
+# Held (flock) by every write for its whole duration: exclusive, or shared by shard_index jobs.
+# Removed when the last holder finishes; one left by a killed writer holds no lock and is reused.
+LOCK_NAME = ".procgen.lock"
 _SHARD_FILE = re.compile(r"data-\d{5,}-of-\d{5,}\.arrow")
 _OUR_FILE = re.compile(rf"{_SHARD_FILE.pattern}|{re.escape(_INFO_NAME)}|{re.escape(_STATE_NAME)}|"
                        rf"{re.escape(MANIFEST_NAME)}")
 _OUR_TEMP = re.compile(rf"\.({_OUR_FILE.pattern})\.tmp-.+")
+
+
+class WriteInterrupted(KeyboardInterrupt):
+    """Ctrl-C (a KeyboardInterrupt) stopped :func:`write`; re-running the same call resumes.
+
+    Attributes
+    ----------
+    out : str
+        The dataset directory.
+    manifest : dict or None
+        The manifest if the dataset was already complete when the interrupt came, else None.
+    """
+
+    def __init__(self, out: str, manifest: dict | None):
+        state = "complete" if manifest is not None else "incomplete; re-run the same call to resume"
+        super().__init__(f"write to {out!r} interrupted; the dataset is {state}")
+        self.out = out
+        self.manifest = manifest
 
 
 class DatasetError(Exception):
@@ -105,15 +134,19 @@ def write(task: str, out, n=None, shards=None, workers=1, seed: int = 0, split: 
         Target directory (created if needed). If it already holds this same dataset, complete or
         interrupted, the call resumes it: finished shards whose sha256 matches are kept.
     n : int or integral float
-        Number of rows (``1e7`` is accepted). Give ``n`` or ``tokens``, not both.
+        Number of rows (``1e7`` is accepted). Give ``n`` or ``tokens``, not both. At most 100000
+        shards of fewer than 2**31 tokens each: ``n <= 100000 * ((2**31 - 1) // longest row)``.
     shards : int, optional
-        Number of shards, in ``[1, n]``. Default: about 2**28 tokens per shard, rounded up to a
-        multiple of ``workers``. Shard ``j`` holds rows ``[j*n//shards, (j+1)*n//shards)``.
+        Number of shards, in ``[1, min(n, 100000)]``. Default: about 2**28 tokens per shard,
+        rounded up to a multiple of ``workers`` (at most 100000). Shard ``j`` holds rows
+        ``[j*n//shards, (j+1)*n//shards)``.
     workers : int, default 1
-        Processes writing shards in parallel: this one plus up to ``workers - 1`` helper processes
-        (fresh interpreters, never forked, that do not re-import your script, so top-level code
-        without an ``if __name__ == "__main__":`` guard works; a write too small to repay a
-        helper's ~1 s start-up uses fewer). Results do not depend on it.
+        Processes writing shards in parallel, in ``[1, 1024]``: this one plus up to ``workers - 1``
+        helper processes (fresh interpreters, never forked, that do not re-import your script, so
+        top-level code without an ``if __name__ == "__main__":`` guard works; a write too small to
+        repay a helper's ~1 s start-up uses fewer). Results do not depend on it. Ctrl-C stops them
+        all (they ignore the terminal's SIGINT, this process stops them), and they exit if this
+        process is killed.
     seed : int, default 0
         Non-negative seed.
     split : {"train", "validation", "test"}, default "train"
@@ -126,9 +159,9 @@ def write(task: str, out, n=None, shards=None, workers=1, seed: int = 0, split: 
     progress : bool, default True
         Show a progress bar over rows, with the tokens written and tokens/s.
     tokens : int or integral float, optional
-        Instead of ``n``: write ``ceil(tokens / mean row length)`` rows (see
-        :func:`procgen.api.rows_for_tokens`; the mean is exact when the task states it, else
-        measured on the stream's first rows). Fixed-length rows then hold at least ``tokens``
+        Instead of ``n``: write ``ceil(tokens / mean row length)`` rows, ``tokens`` in
+        ``[1, 100000 * (2**31 - 1)]`` (see :func:`procgen.api.rows_for_tokens`; the mean is exact
+        when the task states it, else measured on the stream's first rows). Fixed-length rows then hold at least ``tokens``
         tokens; the manifest's ``num_tokens`` is the exact count written.
     **params
         Task parameters (unknown names or out-of-range values raise ValueError).
@@ -143,9 +176,15 @@ def write(task: str, out, n=None, shards=None, workers=1, seed: int = 0, split: 
     ------
     ValueError
         A bad argument (naming it and the allowed range), or ``out`` holding something else.
+        Raised before anything is created on disk.
+    BlockingIOError
+        Another write holds ``out`` (its lock file ``out/.procgen.lock``; the message names that
+        process's pid). Shard jobs (``shard_index``) of one dataset share the lock.
     OSError
         Disk full, permission denied ...: one line naming the path. No manifest and no partial
         shard under a final name are left behind; re-running the same call resumes.
+    WriteInterrupted
+        A KeyboardInterrupt (Ctrl-C); its ``manifest`` is set if the dataset was complete anyway.
 
     Example
     -------
@@ -158,24 +197,49 @@ def write(task: str, out, n=None, shards=None, workers=1, seed: int = 0, split: 
     if (n is None) == (tokens is None):
         raise ValueError(f"pass exactly one of n (rows) and tokens; got {'both' if n is not None else 'neither'}")
     if tokens is not None:
+        tokens = _check_range(tokens, "tokens", 1, _MAX_TOKENS,
+                              f"a dataset holds at most {_MAX_SHARDS} shards of < 2**31 tokens")
         n = rows_for_tokens(task, tokens, seed=seed, split=split, **params)
-    plan = _plan(task, out, n, shards, workers, seed, split, shard_index, overwrite, progress, params)
+    plan = _plan(task, out, n, shards, workers, seed, split, shard_index, overwrite, progress, params, tokens)
+    out = plan["out"]
     try:
-        return _run(plan, workers, shard_index, overwrite, progress)
+        with _locked(out, shared=shard_index is not None) as lock:
+            try:
+                return _run(plan, workers, shard_index, overwrite, progress, () if lock is None else (lock,))
+            except KeyboardInterrupt:
+                raise WriteInterrupted(out, _finished(plan)) from None
+    except BlockingIOError:  # another writer holds out: its own message
+        raise
     except OSError as err:
-        raise _reworded(err, plan["out"]) from None
+        raise _reworded(err, out) from None
 
 
-def _plan(task, out, n, shards, workers, seed, split, shard_index, overwrite, progress, params) -> dict:
-    """Check every argument (before any work) and return the write's plain-data plan."""
+def _check_range(value, name: str, minimum: int, maximum: int, why: str) -> int:
+    """``value`` as an int in ``[minimum, maximum]``, as :func:`check_count`; above, the error says ``why``."""
+    if _above(value, maximum):
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}] ({why}); got {value!r}")
+    return check_count(value, name, minimum=minimum, maximum=maximum)
+
+
+def _above(value, maximum: int) -> bool:
+    """``value`` is a number (not a bool) greater than ``maximum``."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and value > maximum)
+
+
+def _plan(task, out, n, shards, workers, seed, split, shard_index, overwrite, progress, params, tokens=None) -> dict:
+    """Check every argument (before any work) and return the write's plain-data plan.
+
+    Every count is bounded by what can be written (``tokens``, if given, is named in n's error),
+    so that no huge value turns into a loop over 1e23 shards.
+    """
     spec = get_task(task)
     if not isinstance(out, (str, os.PathLike)) or isinstance(os.fspath(out), bytes) or not os.fspath(out):
         raise ValueError(f"out must be a directory path (str or os.PathLike); got {out!r}")
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"out must be a directory; {out!r} exists and is not a directory")
-    n = check_count(n, "n")
-    workers = check_count(workers, "workers")
+    workers = _check_range(workers, "workers", 1, _MAX_WORKERS, "processes writing one dataset")
     seed = check_seed(seed)
     check_split(split)
     for name, flag in (("overwrite", overwrite), ("progress", progress)):
@@ -187,24 +251,24 @@ def _plan(task, out, n, shards, workers, seed, split, shard_index, overwrite, pr
     if row_tokens > _MAX_SHARD_TOKENS:
         raise ValueError(f"{task}: rows of up to {row_tokens} tokens do not fit a shard (< 2**31 tokens)")
     rows_cap = _MAX_SHARD_TOKENS // row_tokens  # most rows a shard can hold
+    n = _check_range(n, "n", 1, _MAX_SHARDS * rows_cap,
+                     f"{task} rows of up to {row_tokens} tokens, at most {_MAX_SHARDS} shards of < 2**31 tokens"
+                     + (f"; n = the rows for tokens={tokens}" if tokens is not None else ""))
     if shards is None:
         if shard_index is not None:
             raise ValueError("shard_index needs shards: pass the total shard count, e.g. shards=16, shard_index=3")
         # about _SHARD_TOKENS tokens per shard, a multiple of workers so that none idles at the end
-        shards = min(n, workers * math.ceil(math.ceil(n * row_tokens / _SHARD_TOKENS) / workers))
+        shards = min(n, _MAX_SHARDS, workers * math.ceil(math.ceil(n * row_tokens / _SHARD_TOKENS) / workers))
     else:
-        shards = check_count(shards, "shards")
-        if shards > n:
+        if n <= _MAX_SHARDS and _above(shards, n):
             raise ValueError(f"shards must be an integer in [1, n={n}] (every shard holds at least one row); "
-                             f"got {shards}")
+                             f"got {shards!r}")
+        shards = _check_range(shards, "shards", 1, min(n, _MAX_SHARDS), "the most shards a dataset may have")
         if math.ceil(n / shards) > rows_cap:
             raise ValueError(f"shards must be >= {math.ceil(n / rows_cap)} for n={n} rows of up to {row_tokens} "
                              f"tokens (a shard holds < 2**31 tokens); got {shards}")
     if shard_index is not None:
-        shard_index = check_count(shard_index, "shard_index", minimum=0)
-        if shard_index >= shards:
-            raise ValueError(f"shard_index must be an integer in [0, {shards - 1}] (shards={shards}); "
-                             f"got {shard_index}")
+        shard_index = _check_range(shard_index, "shard_index", 0, shards - 1, f"shards={shards}")
         if overwrite:
             raise ValueError("overwrite=True cannot be combined with shard_index (parallel jobs would delete "
                              "each other's shards); clear the directory once before starting the jobs")
@@ -248,7 +312,7 @@ def _command(task, out, n, shards, seed, split, params) -> str:
     return shlex.join(words)
 
 
-def _run(plan, workers, shard_index, overwrite, progress) -> dict:
+def _run(plan, workers, shard_index, overwrite, progress, keep_fds=()) -> dict:
     out, num_shards = plan["out"], plan["num_shards"]
     finished = _prepare_out(plan, overwrite)
     if finished is not None:
@@ -264,7 +328,7 @@ def _run(plan, workers, shard_index, overwrite, progress) -> dict:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(_record_path(out, shard))
     if todo:
-        _generate(plan, todo, workers, progress)
+        _generate(plan, todo, workers, progress, keep_fds)
     records = _read_records(out, plan)
     if len(records) == num_shards:
         return _finalise(plan, records)
@@ -285,7 +349,7 @@ def _prepare_out(plan, overwrite) -> dict | None:
     """
     out = plan["out"]
     os.makedirs(out, exist_ok=True)
-    entries = [e for e in os.listdir(out) if e != _STATE_DIR]
+    entries = [e for e in os.listdir(out) if e not in (_STATE_DIR, LOCK_NAME)]
     on_disk = _read_json(os.path.join(out, _STATE_DIR, _CONFIG_NAME))
     if on_disk is not None:
         if on_disk.get("fingerprint") == plan["fingerprint"]:
@@ -296,6 +360,7 @@ def _prepare_out(plan, overwrite) -> dict | None:
         if manifest is not None:
             if _manifest_fingerprint(manifest) == plan["fingerprint"]:
                 if all(_size_matches(out, entry) for entry in manifest["shards"]):
+                    _remove_state_dir(out)  # records left by a finaliser killed after its manifest
                     return manifest
                 _reopen(plan, manifest)  # a shard went missing or changed size: regenerate it
                 return None
@@ -367,7 +432,7 @@ def _remove_temps(out, shard_filename: str | None) -> None:
                 os.remove(os.path.join(out, entry))
 
 
-def _generate(plan, todo, workers, progress) -> None:
+def _generate(plan, todo, workers, progress, keep_fds=()) -> None:
     """Write the shards in ``todo``, in this process and up to ``workers - 1`` helper processes.
 
     Every process (this one included, so no time is lost while the helpers start) claims the next
@@ -382,7 +447,7 @@ def _generate(plan, todo, workers, progress) -> None:
     helpers = max(0, min(helpers, rows * plan["row_tokens"] // _SPAWN_TOKENS))
     with _Progress(rows, f"procgen {plan['task']}", progress) as bar:
         _workers.run("procgen.dataset:_write_shard", plan, todo, helpers,
-                     lambda shard, report: _write_shard(plan, shard, report), bar.add)
+                     lambda shard, report: _write_shard(plan, shard, report), bar.add, keep_fds)
 
 
 class _Progress:
@@ -666,7 +731,103 @@ def _fsync_dir(path) -> None:
 
 
 def _remove_state_dir(out) -> None:
+    # the config first: a removal cut short then leaves records that nothing mistakes for a write in progress
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(out, _STATE_DIR, _CONFIG_NAME))
     shutil.rmtree(os.path.join(out, _STATE_DIR), ignore_errors=True)
+
+
+def _finished(plan) -> dict | None:
+    """The manifest if ``out`` holds this plan's dataset complete (its state removed), else None."""
+    out = plan["out"]
+    manifest = _read_json(os.path.join(out, MANIFEST_NAME))
+    if manifest is None or _manifest_fingerprint(manifest) != plan["fingerprint"] or \
+            not all(_size_matches(out, entry) for entry in manifest["shards"]):
+        return None
+    _remove_state_dir(out)
+    return manifest
+
+
+@contextlib.contextmanager
+def _locked(out: str, shared: bool):
+    """Hold ``out/.procgen.lock`` (flock) while the body runs; yield its fd, or None if unlockable.
+
+    A write holds it exclusively, shard_index jobs of one dataset share it; a second writer fails
+    at once (BlockingIOError naming the holder's pid, which the holder writes into the file). The
+    kernel drops a flock when its holder dies, so a file left by ``kill -9`` blocks nobody. The
+    last holder removes the file, under the lock; whoever opened the old file meanwhile sees it
+    gone after locking and retries on a new one. Where the file cannot be created (a read-only
+    directory: no write can succeed there anyway) or the system has no flock, nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    fd = None if fcntl is None else _lock(fcntl, out, shared)
+    if fd is None:
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        _unlock(fcntl, fd, os.path.join(out, LOCK_NAME))
+
+
+def _lock(fcntl, out: str, shared: bool) -> int | None:
+    """Take the lock of :func:`_locked`; return its fd, or None where no lock can be taken."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, LOCK_NAME)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return None
+            raise
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            for _ in range(20):  # the holder writes its pid right after locking
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+                if holder:
+                    break
+                time.sleep(0.01)
+            os.close(fd)
+            who = (f"pid {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "")) if holder else "pid unknown"
+            raise BlockingIOError(errno.EWOULDBLOCK, f"out={out!r} is being written by another procgen process "
+                                  f"({who}); wait for it to finish or stop it, then rerun", path) from None
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return None  # a filesystem without flock
+            raise
+        opened = os.fstat(fd)
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            break
+        os.close(fd)  # the last holder removed this file as we opened it: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    except BaseException:
+        _unlock(fcntl, fd, path)
+        raise
+    return fd
+
+
+def _unlock(fcntl, fd: int, path: str) -> None:
+    """Remove the lock file if no one else holds it (checked by taking it exclusively), then close."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # already ours unless shard jobs share it
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+    except OSError:  # another shard job still holds it: the last one removes it
+        pass
+    finally:
+        os.close(fd)
 
 
 def _reworded(err: OSError, out) -> OSError:
@@ -682,11 +843,31 @@ def _reworded(err: OSError, out) -> OSError:
 # reading
 # =============================================================================================
 
+# Everything read from a dataset directory is untrusted input: an edited procgen.json, state.json
+# or dataset_info.json gives one DatasetError line naming the file and the field, never a
+# TypeError or numba typing error from deep inside, and never a file read from outside the
+# directory (shard names must be the plain names the writer gives).
+
+_DTYPES = ("uint8", "uint16", "int32")  # what procgen.tasks.dtype_for_vocab can choose
+_SHARD_FIELDS = ("filename", "row_start", "row_end", "num_rows", "num_tokens", "num_bytes", "sha256")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Written next to our shards by datasets (Dataset.map & co on a dataset opened by load()): not ours, harmless.
+_DATASETS_CACHE = re.compile(r"cache-[0-9a-f]+(_\d{5}_of_\d{5})?\.arrow")
+_SAMPLE_ROWS = 8  # rows validate regenerates at seeded random indices, besides each shard's first and last
+_RECORD_FILE = re.compile(r"shard-(\d{5,})\.json")  # in _STATE_DIR: see _record_path
+
+
 def read_manifest(path) -> dict:
-    """Return the parsed ``procgen.json`` of the dataset at ``path``.
+    """Return the checked ``procgen.json`` of the dataset at ``path``.
+
+    Every field is checked (types, the task registered, params resolved through the task's specs,
+    dtype and derived fields equal to the task's, shard records plain and contiguous), and
+    ``command`` is rebuilt from task, params, seed and split with ``--out path``: a stored command
+    string is never returned.
 
     Raises DatasetError if the directory does not exist, the manifest is missing (an incomplete
-    dataset: the message says which shards are done and the command that finishes it) or unreadable.
+    dataset: the message says which shards are done and the command that finishes it), unreadable,
+    or has a bad field (the message names it).
 
     >>> read_manifest("data/dyck")["num_rows"]   # doctest: +SKIP
     10000000
@@ -707,27 +888,193 @@ def read_manifest(path) -> dict:
                if k not in manifest]
     if missing:
         raise DatasetError(f"manifest {manifest_path!r} lacks {', '.join(missing)}", path, reason="bad manifest")
-    return manifest
+    _check_manifest(path, manifest)
+    command = _command(manifest["task"], path, manifest["num_rows"], len(manifest["shards"]), manifest["seed"],
+                       manifest["split"], manifest["params"])
+    return {**manifest, "command": command}
+
+
+def _check_manifest(path, manifest: dict) -> None:
+    """Raise DatasetError naming the first field of ``manifest`` that a write could not have produced."""
+
+    def bad(field, problem):
+        return DatasetError(f"{path!r}: {MANIFEST_NAME}: {field} {problem}", path, reason="bad manifest")
+
+    try:
+        spec = get_task(manifest["task"])
+    except ValueError as err:  # "task must be one of: ...; got ..."
+        raise DatasetError(f"{path!r}: {MANIFEST_NAME}: {err}", path, reason="bad manifest") from None
+    params = manifest["params"]
+    if not isinstance(params, dict):
+        raise bad("params", f"must be a JSON object of {spec.name}'s parameters; got {_short(params)}")
+    try:
+        resolved = spec.resolve_params(params)
+    except (ValueError, TypeError, LookupError, AttributeError) as err:  # mixture specs are nested mappings
+        raise bad("params", f"are not valid: {' '.join(str(err).split())}") from None
+    difference = _difference(params, _as_json(resolved), "params")
+    if difference is not None:
+        where, found, expected = difference
+        raise bad(where, f"is {found}; {spec.name}'s parameter specs resolve it to {expected}")
+    for field, check in (("seed", check_seed), ("split", check_split)):
+        try:
+            check(manifest[field])
+        except ValueError as err:  # "seed must be ...; got ..."
+            raise DatasetError(f"{path!r}: {MANIFEST_NAME}: {err}", path, reason="bad manifest") from None
+    for field, minimum in (("num_rows", 1), ("num_tokens", 0)):
+        if not _is_int(manifest[field], minimum):
+            raise bad(field, f"must be an integer >= {minimum}; got {_short(manifest[field])}")
+    vocab = spec.vocab(resolved)
+    vocab_size = len(vocab) if spec.size is None else spec.vocab_size(resolved)  # one vocab build, not three
+    dtype, task_dtype = manifest["dtype"], dtype_for_vocab(vocab_size).name
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise bad("dtype", f"must be one of {', '.join(_DTYPES)}; got {_short(dtype)}")
+    if dtype != task_dtype:
+        raise bad("dtype", f"is {dtype!r}, but {spec.name} with these params stores ids as {task_dtype!r}")
+    derived = {"vocab_size": vocab_size, "max_row_length": int(spec.max_row_length(resolved)),
+               "pad_id": spec.pad_id(resolved), "lm_style": spec.lm_style, "vocab": vocab}
+    if spec.row_task_names is not None:
+        derived["row_tasks"] = spec.row_task_names(resolved)
+        if "row_tasks" not in manifest:
+            raise bad("row_tasks", f"is missing (a {spec.name} dataset has a task column)")
+    elif "row_tasks" in manifest:
+        raise bad("row_tasks", f"is present, but {spec.name} rows have no task column")
+    for field, value in derived.items():  # optional (older manifests lack some), but true when present
+        if field not in manifest:
+            continue
+        if field == "vocab" and manifest[field] == list(value):  # names are str: == is exact, and fast for 2**21
+            continue
+        difference = _difference(manifest[field], _as_json(value), field)
+        if difference is not None:
+            where, found, expected = difference
+            raise bad(where, f"is {found}; {spec.name} with these params gives {expected}")
+    if not isinstance(manifest.get("procgen_version", ""), str):
+        raise bad("procgen_version", f"must be a string; got {_short(manifest['procgen_version'])}")
+    shards = manifest["shards"]
+    if not isinstance(shards, list) or not shards:
+        raise bad("shards", f"must be a non-empty list of shard records; got {_short(shards)}")
+    row = 0
+    for shard, entry in enumerate(shards):
+        where = f"shards[{shard}]"
+        if not isinstance(entry, dict):
+            raise bad(where, f"must be a JSON object with {', '.join(_SHARD_FIELDS)}; got {_short(entry)}")
+        missing = [key for key in _SHARD_FIELDS if key not in entry]
+        if missing:
+            raise bad(f"{where}.{missing[0]}", "is missing")
+        name = _shard_filename(shard, len(shards))
+        if entry["filename"] != name:  # also keeps every read inside the directory: no separator, no ..
+            raise bad(f"{where}.filename", f"must be {name!r} (shard {shard} of {len(shards)}, a plain file name in "
+                                           f"the dataset directory); got {_short(entry['filename'])}")
+        for key, minimum in (("row_start", 0), ("row_end", 1), ("num_rows", 1), ("num_tokens", 0), ("num_bytes", 0)):
+            if not _is_int(entry[key], minimum):
+                raise bad(f"{where}.{key}", f"must be an integer >= {minimum}; got {_short(entry[key])}")
+        if entry["row_start"] != row:
+            raise bad(f"{where}.row_start", f"is {entry['row_start']}; the shard must start at row {row}, where "
+                                            f"the previous one ends")
+        if entry["row_end"] != entry["row_start"] + entry["num_rows"]:
+            raise bad(f"{where}.row_end", f"is {entry['row_end']}; row_start {entry['row_start']} + num_rows "
+                                          f"{entry['num_rows']} is {entry['row_start'] + entry['num_rows']}")
+        if not isinstance(entry["sha256"], str) or not _SHA256.fullmatch(entry["sha256"]):
+            raise bad(f"{where}.sha256", f"must be 64 lowercase hex digits; got {_short(entry['sha256'])}")
+        row = entry["row_end"]
+    if manifest["num_rows"] != row:
+        raise bad("num_rows", f"is {manifest['num_rows']}, but the shards hold rows [0, {row})")
+
+
+def _is_int(value, minimum: int) -> bool:
+    """An integer (not a bool, not a float such as 200.0) >= ``minimum``, as the writer stores it."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _as_json(value):
+    """``value`` as it reads back from JSON (tuples become lists), so it compares with what was stored."""
+    return json.loads(json.dumps(value))
+
+
+def _difference(found, expected, where: str):
+    """First place where two JSON values differ: ``(where, found, expected)`` (shortened reprs), or None.
+
+    Floats compare to 1e-12 relative: re-resolving a mixture renormalises its weights, which can
+    move them by an ulp. Types must match otherwise (``True`` is not ``1``, ``200.0`` not ``200``).
+    """
+    if isinstance(expected, dict) and isinstance(found, dict):
+        for key in expected:
+            if key not in found:
+                return f"{where}.{key}", "missing", _short(expected[key])
+            difference = _difference(found[key], expected[key], f"{where}.{key}")
+            if difference is not None:
+                return difference
+        extra = next((key for key in found if key not in expected), None)
+        return None if extra is None else (f"{where}.{extra}", _short(found[extra]), "absent")
+    if isinstance(expected, list) and isinstance(found, list) and len(found) == len(expected):
+        for index, (a, b) in enumerate(zip(found, expected)):
+            difference = _difference(a, b, f"{where}[{index}]")
+            if difference is not None:
+                return difference
+        return None
+    if type(found) is float and type(expected) is float and math.isclose(found, expected, rel_tol=1e-12):
+        return None
+    if type(found) is type(expected) and found == expected:
+        return None
+    return where, _short(found), _short(expected)
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error lines stay one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _incomplete(path) -> DatasetError:
     config = _read_json(os.path.join(path, _STATE_DIR, _CONFIG_NAME))
-    if config is None or "num_shards" not in config:
+    num_shards = (config or {}).get("num_shards")
+    if not _is_int(num_shards, 1):
         return DatasetError(f"incomplete dataset at {path!r}: no {MANIFEST_NAME} manifest (not a finished "
                             f"procgen dataset); rerun the same `procgen generate` command to finish it",
                             path, reason="incomplete", shards_done=[])
-    done = [shard for shard in range(config["num_shards"])
-            if (_read_json(_record_path(path, shard)) or {}).get("fingerprint") == config.get("fingerprint")]
+    done = []
+    for name in _listdir(os.path.join(path, _STATE_DIR)):  # not range(num_shards): it is untrusted, maybe 10**12
+        match = _RECORD_FILE.fullmatch(name)
+        shard = int(match.group(1)) if match else num_shards
+        if shard < num_shards and (_read_json(_record_path(path, shard)) or {}).get("fingerprint") == \
+                config.get("fingerprint"):
+            done.append(shard)
+    done.sort()
     listed = ", ".join(map(str, done[:20])) + (" ..." if len(done) > 20 else "")
+    command = _rerun_command(path, config)
     return DatasetError(f"incomplete dataset at {path!r}: no {MANIFEST_NAME} manifest yet, {len(done)} of "
-                        f"{config['num_shards']} shards done ({listed or 'none'}); rerun the same `procgen "
-                        f"generate` command to finish it: {config.get('command')}",
+                        f"{num_shards} shards done ({listed or 'none'}); rerun the same `procgen generate` "
+                        f"command to finish it{': ' + command if command else ''}",
                         path, reason="incomplete", shards_done=done)
 
 
-def info(path) -> dict:
-    """Manifest of a finished dataset, plus ``path`` and ``num_bytes`` (total shard bytes).
+def _rerun_command(path, config: dict) -> str | None:
+    """The command that finishes an interrupted write, rebuilt from its config (never the stored string)."""
+    if not isinstance(config.get("params"), dict):
+        return None
+    try:
+        spec = get_task(config.get("task"))
+        params = spec.resolve_params(config["params"])
+        seed, split, num_rows = config.get("seed"), config.get("split"), config.get("num_rows")
+        check_seed(seed)
+        check_split(split)
+    except (ValueError, TypeError, LookupError, AttributeError):
+        return None
+    if not _is_int(num_rows, 1):
+        return None
+    return _command(spec.name, path, num_rows, config["num_shards"], seed, split, params)
 
+
+def _listdir(path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def info(path) -> dict:
+    """Checked manifest of a finished dataset, plus ``path`` and ``num_bytes`` (total shard bytes).
+
+    ``command`` is rebuilt from task, params, seed and split (see :func:`read_manifest`).
     ``vocab_size`` (ids ``0 .. vocab_size-1``) and ``max_row_length`` (no row is longer) size a
     model for the data, e.g. ``GPT2Config(vocab_size=..., n_positions=...)``; for manifests written
     before these fields existed they are computed from the task and its parameters.
@@ -751,7 +1098,10 @@ def info(path) -> dict:
 def load(path):
     """Open a finished dataset as a memory-mapped ``datasets.Dataset`` (never unpickles).
 
-    Raises DatasetError if the dataset is incomplete (no manifest) or a shard file is missing.
+    Fast: no checksum and no row is checked (that is :func:`validate`), but the small files are:
+    raises DatasetError if the dataset is incomplete (no manifest), a field of the manifest is bad,
+    state.json (the files ``datasets`` opens) or dataset_info.json (their features) disagree with
+    the manifest, a shard file is missing, or the shards hold another number of rows.
 
     >>> ds = procgen.load("data/dyck")   # doctest: +SKIP
     >>> ds.with_format("numpy")[0]["input_ids"].dtype   # doctest: +SKIP
@@ -761,11 +1111,108 @@ def load(path):
 
     path = os.fspath(path)
     manifest = read_manifest(path)
+    _check_state(path, manifest, ("_data_files", "_split"))
+    _check_info(path, manifest)
     for shard, entry in enumerate(manifest["shards"]):
         if not os.path.isfile(os.path.join(path, entry["filename"])):
             raise DatasetError(f"shard {shard} ({entry['filename']}) is missing from {path!r}", path, shard=shard,
                                reason="missing shard file")
-    return datasets.load_from_disk(path, keep_in_memory=False)
+    ds = datasets.load_from_disk(path, keep_in_memory=False)
+    if len(ds) != manifest["num_rows"]:
+        raise DatasetError(f"{path!r}: the shard files hold {len(ds)} rows, {MANIFEST_NAME} says "
+                           f"{manifest['num_rows']}", path, reason="count mismatch")
+    return ds
+
+
+def _read_checked_json(path, name: str) -> dict:
+    """The JSON object in file ``name`` of the dataset, or a one-line DatasetError saying what is wrong."""
+    try:
+        with open(os.path.join(path, name), encoding="utf-8") as file:
+            value = json.load(file)
+    except FileNotFoundError:
+        raise DatasetError(f"{path!r}: {name} is missing", path, reason=f"bad {name}") from None
+    except ValueError as err:  # invalid JSON or UTF-8
+        raise DatasetError(f"{path!r}: {name} is not a JSON object: {' '.join(str(err).split())}", path,
+                           reason=f"bad {name}") from None
+    if not isinstance(value, dict):
+        raise DatasetError(f"{path!r}: {name} is not a JSON object (it holds a {type(value).__name__})", path,
+                           reason=f"bad {name}")
+    return value
+
+
+def _written_plan(manifest: dict) -> dict:
+    """The parts of the write's plan that dataset_info.json and state.json were made from."""
+    plan = {key: manifest[key] for key in ("format_version", "task", "params", "seed", "split", "num_rows", "dtype",
+                                           "command")}
+    plan["num_shards"] = len(manifest["shards"])
+    plan["fingerprint"] = _fingerprint(plan)
+    return plan
+
+
+def _check_state(path, manifest: dict, keys=None, skip=()) -> None:
+    """state.json must hold what the write put there: ``keys`` of it, or all of it but ``skip`` (and no more).
+
+    ``_data_files`` is what ``datasets.load_from_disk`` opens: it must list the manifest's shards,
+    whose names :func:`read_manifest` has checked.
+    """
+    state = _read_checked_json(path, _STATE_NAME)
+    expected = _as_json(_dataset_state(_written_plan(manifest), manifest["shards"]))
+    for key in keys or [key for key in expected if key not in skip]:
+        if key not in state:
+            raise DatasetError(f"{path!r}: {_STATE_NAME}: {key} is missing", path, reason=f"bad {_STATE_NAME}")
+        difference = _difference(state[key], expected[key], key)
+        if difference is None:
+            continue
+        if key == "_data_files":
+            listed = state[key]
+            if isinstance(listed, list):
+                listed = [f.get("filename") if isinstance(f, dict) else f for f in listed]
+            raise DatasetError(f"{path!r}: {_STATE_NAME}: _data_files lists {_short(listed, 120)}, {MANIFEST_NAME} "
+                               f"{_short([e['filename'] for e in manifest['shards']], 120)} (datasets.load_from_disk "
+                               f"reads the files state.json lists)", path, reason=f"bad {_STATE_NAME}")
+        if key == "_fingerprint":
+            raise DatasetError(f"{path!r}: {_STATE_NAME}: _fingerprint {_short(state[key])} differs from the "
+                               f"fingerprint of {MANIFEST_NAME}'s task, params, seed, split and row and shard counts "
+                               f"({expected[key]!r}): one of them was edited after the write", path,
+                               reason=f"bad {_STATE_NAME}")
+        where, found, wanted = difference
+        raise DatasetError(f"{path!r}: {_STATE_NAME}: {where} is {found}, but {MANIFEST_NAME}'s dataset gives "
+                           f"{wanted}", path, reason=f"bad {_STATE_NAME}")
+    extra = sorted(set(state) - set(expected)) if keys is None else []
+    if extra:
+        raise DatasetError(f"{path!r}: {_STATE_NAME}: unexpected key {extra[0]!r} (state.json has exactly the "
+                           f"{len(expected)} keys {', '.join(expected)})", path, reason=f"bad {_STATE_NAME}")
+
+
+def _check_info(path, manifest: dict, description: bool = False) -> None:
+    """dataset_info.json must hold what the write put there: its features and other keys, or (``description``)
+    its description, whose regenerate command may name another --out (the directory was moved)."""
+    found = _read_checked_json(path, _INFO_NAME)
+    expected = _as_json(_dataset_info(_written_plan(manifest)))  # its command has --out path
+    if description:
+        cut = " Regenerate with: "
+        text = found.get("description")
+        head, _, command = text.partition(cut) if isinstance(text, str) else ("", "", "")
+        try:
+            words = shlex.split(command)
+        except ValueError:  # unbalanced quotes
+            words = []
+        if "--out" in words[:-1]:
+            words[words.index("--out") + 1] = path
+        want_head, _, want_command = expected["description"].partition(cut)
+        if head != want_head or words != shlex.split(want_command):
+            raise DatasetError(f"{path!r}: {_INFO_NAME}: description {_short(text)} does not describe the dataset "
+                               f"of {MANIFEST_NAME}: its task, params, seed or split were edited after the write",
+                               path, reason=f"bad {_INFO_NAME}")
+        return
+    found = {key: value for key, value in found.items() if key != "description"}
+    expected.pop("description")
+    difference = _difference(found, expected, "")
+    if difference is not None:
+        where, value, wanted = difference
+        raise DatasetError(f"{path!r}: {_INFO_NAME}: {where.lstrip('.')} is {value}; {MANIFEST_NAME} (task "
+                           f"{manifest['task']}, dtype {manifest['dtype']}) gives {wanted}", path,
+                           reason=f"bad {_INFO_NAME}")
 
 
 def iter_batches(path, rows_per_batch=None, start: int = 0, stop=None):
@@ -901,9 +1348,13 @@ def _has_task_column(plan) -> bool:
 def validate(path, progress: bool = False) -> dict:
     """Check a dataset on disk completely; return a report or raise DatasetError.
 
-    Checks: the manifest exists; state.json lists the shards; every shard file is present with the
-    recorded size and sha256; its schema, row and token counts match; and every row passes the
-    task's independent validator (run per record batch on zero-copy views of the mapped data).
+    Checks: the manifest exists and every field of it is sound (:func:`read_manifest`); the
+    directory holds no other files (but the cache files ``datasets`` writes); dataset_info.json and
+    state.json hold what the write put there; every shard file is present with the recorded size
+    and sha256; its schema, row and token counts match; every row passes the task's independent
+    validator (run per record batch on zero-copy views of the mapped data); and sampled rows (each
+    shard's first and last, and a few seeded random ones) equal, byte for byte, the rows
+    ``procgen.generate`` makes from the manifest's task, params, seed and split.
 
     Returns
     -------
@@ -922,33 +1373,86 @@ def validate(path, progress: bool = False) -> dict:
     from tqdm.auto import tqdm
 
     path = os.fspath(path)
-    manifest = read_manifest(path)
-    try:
-        spec = get_task(manifest["task"])
-    except ValueError as err:
-        raise DatasetError(f"{path!r}: {err}", path, reason="unknown task") from None
+    manifest = read_manifest(path)  # every field checked: shard row ranges are contiguous, names plain
+    spec = get_task(manifest["task"])
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}
-    state = _read_json(os.path.join(path, _STATE_NAME)) or {}
-    listed = [f.get("filename") for f in state.get("_data_files", [])]
-    if listed != [s["filename"] for s in manifest["shards"]]:
-        raise DatasetError(f"{path!r}: state.json does not list the manifest's shards (datasets.load_from_disk "
-                           f"would read other files)", path, reason="state.json mismatch")
-    if not os.path.isfile(os.path.join(path, _INFO_NAME)):
-        raise DatasetError(f"{path!r}: {_INFO_NAME} is missing", path, reason="missing dataset_info.json")
-    expected_row, total_tokens = 0, 0
+    _check_files(path, manifest)
+    _check_state(path, manifest, skip=("_fingerprint",))
+    _check_info(path, manifest)
+    sample = _regenerated_rows(manifest, params, _sample_rows(manifest))
+    total_tokens = 0
     with tqdm(total=manifest["num_rows"], unit=" rows", unit_scale=True, desc="validate",
               disable=not progress) as bar:
-        for shard, entry in enumerate(manifest["shards"]):
-            if entry["row_start"] != expected_row or entry["row_end"] - entry["row_start"] != entry["num_rows"]:
-                raise _shard_error(path, manifest, shard, "row range mismatch", f": rows [{entry['row_start']}, "
-                                                                      f"{entry['row_end']}) after row {expected_row}")
-            total_tokens += _validate_shard(path, manifest, shard, spec, params, bar.update)
-            expected_row = entry["row_end"]
-    if expected_row != manifest["num_rows"] or total_tokens != manifest["num_tokens"]:
-        raise DatasetError(f"{path!r}: shards hold {expected_row} rows / {total_tokens} tokens, manifest says "
-                           f"{manifest['num_rows']} / {manifest['num_tokens']}", path, reason="count mismatch")
-    return {"path": path, "task": manifest["task"], "rows": expected_row, "tokens": total_tokens,
+        for shard in range(len(manifest["shards"])):
+            total_tokens += _validate_shard(path, manifest, shard, spec, params, bar.update, sample)
+    if total_tokens != manifest["num_tokens"]:
+        raise DatasetError(f"{path!r}: shards hold {total_tokens} tokens, manifest says {manifest['num_tokens']}",
+                           path, reason="count mismatch")
+    # last, as these name no field: the rows regenerate, yet the write recorded another task, params, seed or
+    # split (e.g. a max_depth that no row reaches)
+    _check_state(path, manifest, ("_fingerprint",))
+    _check_info(path, manifest, description=True)
+    return {"path": path, "task": manifest["task"], "rows": manifest["num_rows"], "tokens": total_tokens,
             "shards": len(manifest["shards"]), "ok": True}
+
+
+def _check_files(path, manifest: dict) -> None:
+    """The directory holds our files only (and ``datasets``' cache files): name any other.
+
+    A lock file left by a killed writer is ours and harmless (it locks nothing): not reported.
+    """
+    ours = {entry["filename"] for entry in manifest["shards"]} | {_INFO_NAME, _STATE_NAME, MANIFEST_NAME, LOCK_NAME}
+    extra = sorted(entry for entry in os.listdir(path) if entry not in ours and not _DATASETS_CACHE.fullmatch(entry))
+    if extra:
+        shown = ", ".join(map(repr, extra[:5])) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise DatasetError(f"{path!r}: unexpected file{'s' * (len(extra) > 1)} {shown}: not part of the dataset "
+                           f"{MANIFEST_NAME} describes (a leftover of another write, a write in progress, or added)",
+                           path, reason="unexpected file")
+
+
+def _sample_rows(manifest: dict) -> set[int]:
+    """Rows validate regenerates: each shard's first and last, and a few random ones seeded by the manifest."""
+    rows = {entry["row_start"] for entry in manifest["shards"]} | {entry["row_end"] - 1 for entry in manifest["shards"]}
+    rng = np.random.default_rng(int(_fingerprint(_written_plan(manifest))[:16], 16))
+    return rows | set(rng.integers(0, manifest["num_rows"], _SAMPLE_ROWS).tolist())
+
+
+def _regenerated_rows(manifest, params, rows) -> dict[int, tuple]:
+    """``{row: (tokens, answer_start, row_task)}`` as ``procgen.generate`` makes them from the manifest.
+
+    One call per run of consecutive rows (a shard's last row and the next one's first): a call
+    costs more than a row.
+    """
+    from procgen.api import generate
+
+    rows, fresh = sorted(rows), {}
+    while rows:
+        count = 1
+        while count < len(rows) and rows[count] == rows[0] + count:
+            count += 1
+        batch = generate(manifest["task"], count, seed=manifest["seed"], split=manifest["split"], start=rows[0],
+                         **params)
+        for i in range(count):
+            fresh[rows[i]] = (batch[i], int(batch.answer_start[i]),
+                              None if batch.row_task is None else int(batch.row_task[i]))
+        rows = rows[count:]
+    return fresh
+
+
+def _check_regenerated(path, manifest, shard, batch, index, fresh: tuple) -> None:
+    """Row ``index`` of ``batch`` must be, byte for byte, ``fresh``: the row the manifest says generates it."""
+    row = batch.start + index
+    tokens, answer_start, row_task = fresh
+    stored = batch[index]
+    same = (stored.dtype == tokens.dtype and stored.tobytes() == tokens.tobytes()
+            and int(batch.answer_start[index]) == answer_start
+            and (batch.row_task is None or int(batch.row_task[index]) == row_task))
+    if not same:
+        raise DatasetError(f"{path!r}: shard {shard} ({manifest['shards'][shard]['filename']}): row {row} differs "
+                           f"from the row {MANIFEST_NAME}'s task, params, seed and split regenerate "
+                           f"(procgen.generate({manifest['task']!r}, 1, seed={manifest['seed']}, "
+                           f"split={manifest['split']!r}, start={row}, **params)): the manifest does not describe "
+                           f"the stored rows", path, shard=shard, row=row, reason="row differs from its regeneration")
 
 
 def _shard_error(path, manifest, shard, reason, detail="") -> DatasetError:
@@ -956,8 +1460,9 @@ def _shard_error(path, manifest, shard, reason, detail="") -> DatasetError:
     return DatasetError(f"{path!r}: {where}: {reason}{detail}", path, shard=shard, reason=reason)
 
 
-def _validate_shard(path, manifest, shard, spec, params, on_rows) -> int:
-    """Check one shard's file (size, sha256, schema, counts, every row); return its token count."""
+def _validate_shard(path, manifest, shard, spec, params, on_rows, sample=None) -> int:
+    """Check one shard's file (size, sha256, schema, counts, every row, and the rows of ``sample``, which maps
+    a row to its regeneration: see :func:`_regenerated_rows`); return its token count."""
     entry = manifest["shards"][shard]
     file = os.path.join(path, entry["filename"])
     if not os.path.isfile(file):
@@ -977,6 +1482,8 @@ def _validate_shard(path, manifest, shard, spec, params, on_rows) -> int:
             raise DatasetError(f"{path!r}: shard {shard} ({entry['filename']}): row {row} is invalid: {reason}: "
                                f"{batch.render(index)}",
                                path, shard=shard, row=row, reason=reason)
+        for row in sorted(r for r in sample or () if batch.start <= r < batch.start + len(batch)):
+            _check_regenerated(path, manifest, shard, batch, row - batch.start, sample[row])
         rows += len(batch)
         tokens += batch.num_tokens
         on_rows(len(batch))

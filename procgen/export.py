@@ -78,8 +78,9 @@ def export(path, out, format: str = "bin", dtype: str | None = None, tokens: str
     ------
     ValueError
         A bad ``format``, ``dtype`` or ``tokens``, an option given for a format that ignores
-        it, or an ``out`` of the wrong kind (a folder for ``bin``/``jsonl``, a file for
-        ``parquet``).
+        it, a ``path`` or ``out`` that is not a path (None, a number), or an ``out`` of the
+        wrong kind (a folder for ``bin``/``jsonl``, a file for ``parquet``, or a folder where a
+        file beside it goes: ``meta.pkl``, ``<out>.json``...). Checked before anything is written.
     procgen.DatasetError
         ``path`` is not a finished procgen dataset.
     OSError
@@ -102,9 +103,10 @@ def export(path, out, format: str = "bin", dtype: str | None = None, tokens: str
         raise ValueError(f"tokens applies to format 'jsonl' only; got tokens={tokens!r} with format={format!r}")
     if format == "bin":
         dtype = check_bin_dtype(dtype)
-    path = os.fspath(path)
+    path = _as_path(path, "path", "a procgen dataset folder")
     out = _check_out(out, format, path)
     manifest = read_manifest(path)
+    _check_targets(out, format, manifest["split"])
     if format == "bin":
         return _export_bin(path, out, manifest, dtype)
     if format == "parquet":
@@ -166,12 +168,20 @@ def nanogpt_meta(manifest: dict) -> dict:
 
 # --- output paths and errors --------------------------------------------------------------------
 
+def _as_path(value, name: str, what: str) -> str:
+    """``value`` as a ``str`` path, or ValueError naming the parameter ``name``."""
+    try:
+        text = os.fspath(value)
+    except TypeError:
+        text = None
+    if not isinstance(text, str):  # None, a number, bytes...
+        raise ValueError(f"{name} must be a path (str or os.PathLike) to {what}; got {value!r}")
+    return text
+
+
 def _check_out(out, format: str, path: str) -> str:
     """``out`` as a string, refused (ValueError) if it has the wrong kind for ``format``."""
-    try:
-        out = os.fspath(out)
-    except TypeError:
-        raise ValueError(f"out must be a path (str or os.PathLike); got {out!r}") from None
+    out = _as_path(out, "out", "the file or folder to write")
     if not out.strip():
         raise ValueError(f"out must be a non-empty path; got {out!r}")
     if format == "parquet":
@@ -185,6 +195,42 @@ def _check_out(out, format: str, path: str) -> str:
         raise ValueError(f"out={out!r} is a folder; format {format!r} writes a file: give a file path such as "
                          f"{example!r}")
     return out
+
+
+def _check_targets(out: str, format: str, split: str) -> None:
+    """Refuse (ValueError, naming ``out``) a folder where the export writes a file, or the reverse.
+
+    Checked before anything is written, so that the error names the user's path rather than a
+    temporary file that could not be renamed over a folder.
+    """
+    if format == "parquet":
+        from procgen.hub import DEFAULT_FOLDER
+
+        data = os.path.join(out, DEFAULT_FOLDER)
+        if os.path.exists(data) and not os.path.isdir(data):
+            raise ValueError(f"out={out!r}: {data!r} is a file; format 'parquet' writes the folder {data!r}: "
+                             f"move the file away or give another out")
+        if os.path.isdir(data):
+            pattern = _shard_pattern(split)
+            for name in sorted(os.listdir(data)):
+                shard = os.path.join(data, name)
+                if pattern.fullmatch(name) and os.path.isdir(shard):
+                    raise ValueError(f"out={out!r}: {shard!r} is a folder; format 'parquet' writes (or replaces) "
+                                     f"a file of that name: move the folder away or give another out")
+        return
+    beside = []  # out itself was checked by _check_out
+    if format == "bin":
+        beside = [out + ".offsets.npy", out + ".answer_start.npy", out + ".json",
+                  os.path.join(os.path.dirname(out), META_NAME)]
+    for file in beside:
+        if os.path.isdir(file):
+            raise ValueError(f"out={out!r}: {file!r} is a folder; format {format!r} writes that file beside out: "
+                             f"move the folder away or give another out")
+
+
+def _shard_pattern(split: str) -> re.Pattern:
+    """Names of the Parquet files of ``split`` (``train-00000-of-00003.parquet``)."""
+    return re.compile(re.escape(split) + r"-\d{5,}-of-\d{5,}\.parquet")
 
 
 def _make_folder(folder: str, out: str) -> None:
@@ -289,7 +335,7 @@ def _export_parquet(path, out, manifest) -> dict:
 
 def _remove_stale_shards(folder: str, split: str, keep: set) -> None:
     """Delete ``<split>-*-of-*.parquet`` files left by an earlier export with another shard count."""
-    pattern = re.compile(re.escape(split) + r"-\d{5,}-of-\d{5,}\.parquet")
+    pattern = _shard_pattern(split)
     for name in os.listdir(folder):
         if pattern.fullmatch(name) and name not in keep:
             os.remove(os.path.join(folder, name))

@@ -61,6 +61,9 @@ def _resolve(params: dict) -> dict:
     for name, entry in spec["tasks"].items():
         if name == "mix":
             raise ValueError("mix: a mixture cannot contain the task 'mix'")
+        if entry is not None and not isinstance(entry, dict):
+            raise ValueError(f"mix: the entry of task {name!r} under 'tasks' must be a mapping "
+                             f"{{weight: w, param: value...}} (e.g. {{{name!r}: {{'weight': 0.5}}}}); got {entry!r}")
         entry = dict(entry or {})
         weight = entry.pop("weight", None)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
@@ -334,7 +337,7 @@ def mix(weights: dict, tokens=None, rows=None, seed: int = 0, split: str = "trai
     >>> sorted(set(b.task_names[i] for i in b.row_task))
     ['set', 'union']
     """
-    from procgen.api import check_count, generate
+    from procgen.api import check_count, check_memory, generate
 
     if not isinstance(weights, dict) or not weights:
         raise ValueError(f"weights must be a non-empty mapping {{task: weight}}; got {weights!r}")
@@ -342,16 +345,26 @@ def mix(weights: dict, tokens=None, rows=None, seed: int = 0, split: str = "trai
     if not isinstance(params, dict) or set(params) - set(weights):
         extra = sorted(set(params) - set(weights)) if isinstance(params, dict) else params
         raise ValueError(f"params must map task names from weights to parameter dicts; got {extra!r}")
+    for name, given in params.items():
+        if given is not None and not isinstance(given, dict):
+            raise ValueError(f"params[{name!r}] must be a mapping {{param: value}}; got {given!r}")
     if (tokens is None) == (rows is None):
         raise ValueError("give exactly one of tokens= and rows=")
     spec = {"tasks": {name: {"weight": weight, **(params.get(name) or {})} for name, weight in weights.items()},
             "vocab": vocab, "period": period}
+    task = get_task("mix")
+    resolved = task.resolve_params({"spec": spec})
     if rows is None:
         tokens = check_count(tokens, "tokens")
-        resolved = get_task("mix").resolve_params({"spec": spec})["spec"]["resolved"]
-        counts = resolved["rows_per_period"]
-        mean = sum(c * m for c, m in zip(counts, resolved["mean_row_tokens"])) / sum(counts)
+        info = resolved["spec"]["resolved"]
+        counts = info["rows_per_period"]
+        mean = sum(c * m for c, m in zip(counts, info["mean_row_tokens"])) / sum(counts)
         rows = max(1, math.ceil(tokens / mean))
+        given = f"tokens={tokens}"
+    else:
+        rows = check_count(rows, "rows")
+        given = f"rows={rows}"
+    check_memory(task, rows, resolved, given)  # named after the argument the caller gave
     return generate("mix", rows, seed=seed, split=split, start=start, spec=spec)
 
 

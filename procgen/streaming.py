@@ -13,12 +13,13 @@ import itertools
 from typing import Iterator
 
 from procgen._rng import check_seed, check_split
-from procgen.api import check_count, generate
+from procgen.api import MAX_INDEX, check_count, generate
 from procgen.batch import Batch
 from procgen.tasks import get_task
 
 DEFAULT_BATCH_TOKENS = 1 << 22  # ~4 M tokens per yielded Batch: large enough to amortise the call
 DEFAULT_NUM_SHARDS = 64  # to_iterable_dataset: splits evenly over 1, 2, 4, ... 64 workers x ranks
+MAX_NUM_SHARDS = 100_000  # to_iterable_dataset lists its shards up front
 
 
 def stream(task: str, seed: int = 0, split: str = "train", n=None, start: int = 0, batch_rows=None,
@@ -34,7 +35,8 @@ def stream(task: str, seed: int = 0, split: str = "train", n=None, start: int = 
     n : int or None, default None
         Total rows to produce; None streams forever.
     start : int, default 0
-        Global index of the first row (resume a stream where it stopped).
+        Global index of the first row (resume a stream where it stopped). Row indices are int64:
+        ``start + n <= 2**63``.
     batch_rows : int or None
         Rows per yielded Batch; default sizes batches to about 4 M tokens.
     **params
@@ -52,12 +54,22 @@ def stream(task: str, seed: int = 0, split: str = "train", n=None, start: int = 
     resolved = spec.resolve_params(params)
     seed = check_seed(seed)
     check_split(split)
-    start = check_count(start, "start", minimum=0)
-    stop = None if n is None else start + check_count(n, "n")
+    start, stop = _check_rows(start, n)
     if batch_rows is None:
         batch_rows = max(1, DEFAULT_BATCH_TOKENS // max(1, spec.max_row_length(resolved)))
     batch_rows = check_count(batch_rows, "batch_rows")
     return _stream(task, seed, split, start, stop, batch_rows, resolved)
+
+
+def _check_rows(start, n) -> tuple[int, int | None]:
+    """``start`` and ``start + n`` (None for an endless stream), all row indices int64 (< 2**63)."""
+    start = check_count(start, "start", minimum=0)
+    if n is None:
+        return start, None
+    n = check_count(n, "n")
+    if start + n > MAX_INDEX + 1:
+        raise ValueError(f"start + n must be <= 2**63 (row indices are int64); got start={start}, n={n}")
+    return start, start + n
 
 
 def _stream(task, seed, split, row, stop, batch_rows, params):
@@ -87,7 +99,7 @@ def to_iterable_dataset(task: str, seed: int = 0, split: str = "train", n=None, 
     start : int, default 0
         Global index of the first row.
     num_shards : int, default 64
-        Number of shards (>= 1). With ``n`` rows, shard ``s`` holds the contiguous rows
+        Number of shards, in ``[1, 100000]``. With ``n`` rows, shard ``s`` holds the contiguous rows
         ``start + [s*n//num_shards, (s+1)*n//num_shards)``, so one process reading every shard in
         turn gets ``procgen.generate``'s rows in order. With ``n=None`` shard ``s`` is the endless
         run of blocks ``s, s + num_shards, s + 2*num_shards, ...`` of about 4 M tokens of
@@ -107,7 +119,7 @@ def to_iterable_dataset(task: str, seed: int = 0, split: str = "train", n=None, 
     import datasets
 
     stream(task, seed=seed, split=split, n=n, start=start, **params)  # check the arguments now, not mid-epoch
-    num_shards = check_count(num_shards, "num_shards")
+    num_shards = check_count(num_shards, "num_shards", maximum=MAX_NUM_SHARDS)  # listed up front
     start = check_count(start, "start", minimum=0)
     spec = get_task(task)
     resolved = spec.resolve_params(params)

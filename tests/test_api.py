@@ -1,5 +1,6 @@
 """Public API: argument checking, lazy import, seeding contract, Batch conversions."""
 
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,8 @@ import pytest
 
 import procgen
 from procgen._rng import SPLITS, base_key
+from procgen.api import rows_for_tokens
+from procgen.export import export
 
 
 @pytest.mark.parametrize("kwargs, names", [
@@ -19,7 +22,7 @@ from procgen._rng import SPLITS, base_key
     (dict(n=10, k=2.5), ["k", "integer"]),
     (dict(n=10, p_open=1.2), ["p_open", "> 0", "< 1"]),
     (dict(n=10, p_open=0.0), ["p_open"]),
-    (dict(n=10, length=0), ["length", ">= 1"]),
+    (dict(n=10, length=0), ["length", "[1, 1000000000]"]),
     (dict(n=10, max_depth=0), ["max_depth", "None"]),
     (dict(n=10, min_length=9, max_length=3), ["min_length", "max_length"]),
     (dict(n=10, max_length=3), ["min_length (defaulting to length)"]),
@@ -116,3 +119,127 @@ def test_tasks_listing_has_params():
     listing = procgen.tasks()
     assert listing["dyck"]["params"]["p_open"]["default"] == 0.5
     assert "> 0" in listing["dyck"]["params"]["p_open"]["allowed"]
+
+
+# --- huge and negative values: refused in Python, one line naming the parameter -------------------
+# numba wraps int64 silently and Python ints past 2**63 raise OverflowError on the way into a kernel,
+# so every bound is checked before any kernel runs.
+
+@pytest.mark.parametrize("task, kwargs, names", [
+    ("dyck", dict(start=2 ** 63), ["start", "2**63"]),
+    ("dyck", dict(start=2 ** 64), ["start"]),
+    ("dyck", dict(start=2 ** 63 - 1, n=2), ["start", "n=2"]),  # the last row index would pass int64
+    ("dyck", dict(start=1e300), ["start"]),
+    ("dyck", dict(start=-1), ["start", ">= 0"]),
+    ("dyck", dict(n=2 ** 63), ["n", "2**63 - 1"]),
+    ("dyck", dict(seed=2 ** 63), ["seed", "2**63 - 1"]),
+    ("dyck", dict(seed=2 ** 64), ["seed", "2**63 - 1"]),
+    ("dyck", dict(seed=np.uint64(2 ** 64 - 1)), ["seed"]),
+    ("dyck", dict(seed=-2 ** 63), ["seed", ">= 0"]),
+    ("dyck", dict(length=2 ** 63), ["length"]),
+    ("dyck", dict(length=-1), ["length", "[1, 1000000000]"]),
+    ("dyck", dict(max_depth=2 ** 63), ["max_depth"]),
+    ("sort", dict(length=2 ** 63), ["length"]),
+    ("stack", dict(max_length=2 ** 64), ["max_length"]),
+    ("eca", dict(burn_in=2 ** 63), ["burn_in"]),  # used to wrap to a negative count: burn_in=0 rows
+    ("eca", dict(burn_in=10 ** 15), ["burn_in"]),  # used to hang
+    ("eca", dict(burn_in=-1), ["burn_in", "[0, 1000000]"]),
+    ("eca", dict(width=2 ** 63), ["width"]),
+])
+def test_huge_and_negative_values_are_refused_in_python(task, kwargs, names):
+    with pytest.raises(ValueError) as info:
+        procgen.generate(task, **{"n": 1, **kwargs})
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in names:
+        assert fragment in message, message
+
+
+def test_huge_seeds_and_token_counts_are_refused_everywhere_seeds_are_checked():
+    with pytest.raises(ValueError, match=r"seed must be .*2\*\*63 - 1"):
+        base_key(2 ** 63, "dyck")
+    with pytest.raises(ValueError, match=r"seed must be .*2\*\*63 - 1"):
+        rows_for_tokens("dyck", 100, seed=2 ** 63)
+    with pytest.raises(ValueError, match=r"tokens must be .*2\*\*63 - 1"):
+        rows_for_tokens("dyck", 2 ** 63)
+    with pytest.raises(ValueError, match=r"seed must be .*2\*\*63 - 1"):
+        procgen.mix({"set": 1}, rows=2, seed=2 ** 63)
+
+
+@pytest.mark.parametrize("args, name", [
+    (["dyck", "--seed", str(2 ** 63)], "seed"),
+    (["eca", "--burn-in", str(2 ** 63)], "burn-in"),
+    (["eca", "--burn-in", str(10 ** 15)], "burn-in"),
+    (["dyck", "--length", str(2 ** 63)], "length"),
+])
+def test_huge_values_on_the_command_line_exit_2(tmp_path, args, name):
+    from click.testing import CliRunner
+
+    from procgen.cli import cli
+
+    result = CliRunner().invoke(cli, ["generate", *args, "-n", "2", "--out", str(tmp_path / "d"), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and name in result.output, result.output
+    assert not (tmp_path / "d" / "procgen.json").exists()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: procgen.generate("dyck", 10 ** 15),
+    lambda: procgen.dyck(n=10 ** 7, length=10 ** 9),
+    lambda: procgen.mix({"set": 1, "union": 1}, rows=10 ** 15),
+    lambda: procgen.mix({"set": 1}, tokens=1e18),
+], ids=["n", "length", "mix-rows", "mix-tokens"])
+def test_in_memory_requests_larger_than_memory_are_refused_before_allocating(call):
+    with pytest.raises(ValueError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message and re.match(r"(n|rows|tokens)=\d", message), message  # the argument at fault
+    assert re.search(r"\d [KMGTPE]iB", message), message  # the size it would need
+    assert "procgen.write" in message and "procgen.stream" in message  # and the alternatives
+
+
+# --- path arguments: one line naming the parameter and the user's path -----------------------------
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "dyck"
+    procgen.write("dyck", path, n=20, length=8, progress=False)
+    return path
+
+
+@pytest.mark.parametrize("bad", [None, 5, 2.5, ["data"]])
+def test_export_refuses_a_dataset_path_of_the_wrong_type(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"^path must be a path \(str or os.PathLike\)"):
+        export(bad, tmp_path / "t.bin")
+
+
+@pytest.mark.parametrize("fmt, occupied, kind", [
+    ("bin", "t.bin.offsets.npy", "folder"),
+    ("bin", "t.bin.answer_start.npy", "folder"),
+    ("bin", "t.bin.json", "folder"),
+    ("bin", "meta.pkl", "folder"),
+    ("parquet", "data", "file"),
+    ("parquet", "data/train-00000-of-00001.parquet", "folder"),  # the shard this export writes
+    ("parquet", "data/train-00000-of-00003.parquet", "folder"),  # a stale shard it would delete
+])
+def test_export_refuses_a_folder_where_it_writes_a_file(tiny_dataset, tmp_path, fmt, occupied, kind):
+    from click.testing import CliRunner
+
+    from procgen.cli import cli
+
+    out = tmp_path / ("t.bin" if fmt == "bin" else "pq")
+    where = tmp_path / occupied if fmt == "bin" else out / occupied
+    if kind == "folder":
+        where.mkdir(parents=True)
+    else:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text("")
+    with pytest.raises(ValueError) as info:
+        export(tiny_dataset, out, format=fmt)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"out={str(out)!r}") and str(where) in message, message
+    assert ".tmp-" not in message
+    assert not (tmp_path / "t.bin").exists()  # refused before writing anything
+    result = CliRunner().invoke(cli, ["export", str(tiny_dataset), "--format", fmt, "--out", str(out)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert str(where) in result.output

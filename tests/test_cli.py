@@ -228,7 +228,7 @@ def test_multiple_valued_parameter_takes_a_comma_separated_list(recorded_write, 
     (["generate", "dyck", "-n", "5", "--k", "0"], ["--k", "[1, 1048576]"]),
     (["generate", "dyck", "-n", "5", "--k", "abc"], ["--k", "abc"]),
     (["generate", "dyck", "-n", "5", "--p-open", "1.2"], ["--p-open", "> 0 and < 1"]),
-    (["generate", "dyck", "-n", "5", "--max-depth", "0"], ["--max-depth", ">= 1"]),
+    (["generate", "dyck", "-n", "5", "--max-depth", "0"], ["--max-depth", "[1, 1000000000]"]),
     (["generate", "dyck", "-n", "5", "--k", "none"], ["--k"]),  # k is not nullable
     (["generate", "dyck_shuffle", "-n", "5", "--closed", "maybe"], ["--closed", "true or false"]),
     (["generate", "dyck_shuffle", "-n", "5", "--closed", "--no-closed"], ["--closed", "--no-closed"]),

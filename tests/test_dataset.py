@@ -517,9 +517,13 @@ def test_a_different_config_in_out_is_refused_unless_overwrite(tmp_path):
     with pytest.raises(ValueError, match=r"num_shards=2 on disk, 3 requested"):
         procgen.write("dyck", out, n=50, shards=3, progress=False, **DYCK)
     manifest = procgen.write("dyck", out, n=40, shards=3, seed=1, overwrite=True, progress=False, **DYCK)
-    assert len(manifest["shards"]) == 3 and procgen.validate(out)["rows"] == 40
+    assert len(manifest["shards"]) == 3
     assert sorted(p for p in os.listdir(out) if p.startswith("data-")) == [s["filename"] for s in manifest["shards"]]
     assert (out / "notes.txt").read_text() == "mine"  # overwrite deletes only procgen's own files
+    with pytest.raises(DatasetError, match="unexpected file 'notes.txt'"):
+        procgen.validate(out)  # ... and validate lists what does not belong to the dataset
+    (out / "notes.txt").unlink()
+    assert procgen.validate(out)["rows"] == 40
 
 
 def test_an_interrupted_different_config_is_refused(tmp_path):
@@ -607,3 +611,377 @@ def test_read_only_directory_gives_a_clear_permission_error(tmp_path):
         assert os.listdir(out) == []
     finally:
         out.chmod(0o700)
+
+
+# --- the manifest and the files beside it are untrusted input (issue 13: 8, 11, 12, 13) ----------
+
+def edit_json(path, change):
+    """Apply ``change(obj)`` to the JSON file at ``path``: an edit in place, or a :func:`replacing` one."""
+    obj = json.loads(path.read_text())
+    new = change(obj)
+    path.write_text(json.dumps(new if getattr(change, "replaces", False) else obj))
+
+
+def replacing(change):
+    """Mark ``change`` as returning the file's new content (other changes edit in place)."""
+    change.replaces = True
+    return change
+
+
+def run_cli(*args):
+    from click.testing import CliRunner
+
+    from procgen.cli import cli
+
+    try:  # click < 8.2 mixes stderr into stdout unless told not to
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:
+        runner = CliRunner()
+    return runner.invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result, code=1) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("procgen: error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+def set_shard(index, key, value):
+    def change(manifest):
+        manifest["shards"][index][key] = value
+    return change
+
+
+def set_field(key, value):
+    def change(obj):
+        obj[key] = value
+    return change
+
+
+def drop_field(key):
+    def change(obj):
+        del obj[key]
+    return change
+
+
+BAD_MANIFESTS = {  # edit of procgen.json -> the field the one-line error must name
+    "params k 'abc'": (lambda m: m["params"].update(k="abc"), "params"),
+    "params null": (set_field("params", None), "params"),
+    "params a list": (set_field("params", [1, 2]), "params"),
+    "params unknown name": (lambda m: m["params"].update(width=3), "params"),
+    "params out of range": (lambda m: m["params"].update(k=0), "params"),
+    "params missing one": (lambda m: m["params"].pop("p_open"), "params.p_open"),
+    "params not resolved": (lambda m: m["params"].update(min_length=None), "params.min_length"),
+    "task unknown": (set_field("task", "no_such_task"), "task"),
+    "task not a string": (set_field("task", ["dyck"]), "task"),
+    "task another real one": (set_field("task", "stack"), "params"),
+    "dtype float99": (set_field("dtype", "float99"), "dtype"),
+    "dtype not the task's": (set_field("dtype", "uint16"), "dtype"),
+    "dtype a number": (set_field("dtype", 8), "dtype"),
+    "shards 'abc'": (set_field("shards", "abc"), "shards"),
+    "shards [{}]": (set_field("shards", [{}]), "shards[0]"),
+    "shards empty": (set_field("shards", []), "shards"),
+    "shard not a dict": (lambda m: m["shards"].__setitem__(1, "data-00001-of-00003.arrow"), "shards[1]"),
+    "shard rows a string": (set_shard(0, "num_rows", "200"), "shards[0].num_rows"),
+    "shard rows a float": (set_shard(0, "num_rows", 200.0), "shards[0].num_rows"),
+    "shard tokens a bool": (set_shard(2, "num_tokens", True), "shards[2].num_tokens"),
+    "shard bytes negative": (set_shard(1, "num_bytes", -1), "shards[1].num_bytes"),
+    "shard sha256 not hex": (set_shard(1, "sha256", "z" * 64), "shards[1].sha256"),
+    "shard gap in rows": (set_shard(1, "row_start", 150), "shards[1].row_start"),
+    "shard rows past the end": (set_shard(2, "row_end", 700), "shards[2].row_end"),
+    "shard filename a number": (set_shard(0, "filename", 7), "shards[0].filename"),
+    "seed 'abc'": (set_field("seed", "abc"), "seed"),
+    "seed negative": (set_field("seed", -1), "seed"),
+    "seed a float": (set_field("seed", 1.5), "seed"),
+    "seed a bool": (set_field("seed", True), "seed"),
+    "split unknown": (set_field("split", "dev"), "split"),
+    "num_rows a string": (set_field("num_rows", "600"), "num_rows"),
+    "num_rows disagrees with shards": (set_field("num_rows", 601), "num_rows"),
+    "num_tokens negative": (set_field("num_tokens", -5), "num_tokens"),
+    "num_tokens missing": (drop_field("num_tokens"), "num_tokens"),
+    "vocab_size edited": (set_field("vocab_size", 99), "vocab_size"),
+    "max_row_length edited": (set_field("max_row_length", 4), "max_row_length"),
+    "pad_id edited": (set_field("pad_id", 0), "pad_id"),
+    "lm_style edited": (set_field("lm_style", False), "lm_style"),
+    "row_tasks on a single task": (set_field("row_tasks", ["dyck"]), "row_tasks"),
+    "procgen_version a list": (set_field("procgen_version", [1]), "procgen_version"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MANIFESTS))
+def test_an_edited_manifest_is_one_line_naming_the_field_everywhere(written, case):
+    out, _ = written
+    change, field = BAD_MANIFESTS[case]
+    edit_json(out / "procgen.json", change)
+    for read in (procgen.validate, procgen.load, procgen.info, lambda p: list(dataset.iter_batches(p))):
+        with pytest.raises(DatasetError) as err:
+            read(out)
+        message = str(err.value)
+        assert "procgen.json" in message and field in message and "\n" not in message, message
+        assert err.value.reason == "bad manifest"
+    for command in ("validate", "info", "show"):
+        line = one_line_error(run_cli(command, out, *(["-q"] if command == "validate" else [])))
+        assert "procgen.json" in line and field in line, line
+
+
+MISDESCRIBED = {  # edit -> (file edited, words the one-line error from validate must hold)
+    "info dtype changed": ("dataset_info.json",
+                           lambda i: i["features"]["input_ids"]["feature"].update(dtype="uint16"),
+                           ("dataset_info.json", "features")),
+    "info column renamed": ("dataset_info.json",
+                            lambda i: i["features"].__setitem__("answer", i["features"].pop("answer_start")),
+                            ("dataset_info.json", "features")),
+    "info a list": ("dataset_info.json", replacing(lambda i: [i]), ("dataset_info.json",)),
+    "info description edited": ("dataset_info.json",
+                                lambda i: i.update(description=i["description"].replace("seed=0", "seed=1")),
+                                ("dataset_info.json", "description")),
+    "info regenerate command edited": ("dataset_info.json",
+                                       lambda i: i.update(description=i["description"].split("Regenerate")[0]
+                                                          + "Regenerate with: rm -rf ~"),
+                                       ("dataset_info.json", "description")),
+    "info key dropped": ("dataset_info.json", drop_field("license"), ("dataset_info.json", "license")),
+    "state key dropped": ("state.json", drop_field("_format_type"), ("state.json", "_format_type")),
+    "state split edited": ("state.json", set_field("_split", "test"), ("state.json", "_split")),
+    "state shard dropped": ("state.json", lambda s: s["_data_files"].pop(), ("state.json", "_data_files")),
+    "state shards reordered": ("state.json", lambda s: s["_data_files"].reverse(), ("state.json", "_data_files")),
+    "state fingerprint edited": ("state.json", set_field("_fingerprint", "0" * 16), ("state.json", "_fingerprint")),
+    "manifest seed edited": ("procgen.json", set_field("seed", 1), ("procgen.json", "seed", "differs")),
+    "manifest split edited": ("procgen.json", set_field("split", "test"), ("state.json", "_split")),
+    "manifest p_open edited": ("procgen.json", lambda m: m["params"].update(p_open=0.6),
+                               ("procgen.json", "params", "differs")),
+    "manifest max_depth edited (rows unchanged)": ("procgen.json", lambda m: m["params"].update(max_depth=9),
+                                                   ("state.json", "_fingerprint", "procgen.json")),
+    "manifest min_length edited": ("procgen.json", lambda m: m["params"].update(min_length=8),
+                                   ("procgen.json", "params", "differs")),
+    "manifest vocab edited": ("procgen.json", lambda m: m["vocab"].__setitem__(0, "<"), ("procgen.json", "vocab")),
+    "manifest vocab shortened": ("procgen.json", lambda m: m["vocab"].pop(), ("procgen.json", "vocab")),
+}
+
+
+@pytest.mark.parametrize("case", list(MISDESCRIBED))
+def test_validate_rejects_a_misdescribed_dataset_in_one_line(written, case):
+    out, _ = written
+    name, change, words = MISDESCRIBED[case]
+    edit_json(out / name, change)
+    with pytest.raises(DatasetError) as err:
+        procgen.validate(out)
+    message = str(err.value)
+    assert "\n" not in message and all(word in message for word in words), message
+    line = one_line_error(run_cli("validate", out, "-q"))
+    assert all(word in line for word in words), line
+
+
+def test_validate_rejects_invalid_json_in_dataset_info_and_state(written):
+    out, _ = written
+    for name in ("dataset_info.json", "state.json"):
+        original = (out / name).read_text()
+        (out / name).write_text(original[:-5])
+        for read in (procgen.validate, procgen.load):
+            with pytest.raises(DatasetError, match=rf"{name}.*not a JSON object") as err:
+                read(out)
+            assert "\n" not in str(err.value)
+        assert name in one_line_error(run_cli("validate", out, "-q"))
+        (out / name).write_text(original)
+    assert procgen.validate(out)["ok"]
+
+
+@pytest.mark.parametrize("extra", ["data-00003-of-00003.arrow", "data-00000-of-00004.arrow", "notes.txt",
+                                   ".data-00000-of-00003.arrow.tmp-123", ".procgen"])
+def test_validate_lists_unexpected_files(written, extra):
+    out, manifest = written
+    if extra == ".procgen":
+        (out / extra).mkdir()
+    else:
+        (out / extra).write_bytes((out / manifest["shards"][0]["filename"]).read_bytes())
+    with pytest.raises(DatasetError, match=rf"unexpected .*{extra}") as err:
+        procgen.validate(out)
+    assert "\n" not in str(err.value)
+    assert extra in one_line_error(run_cli("validate", out, "-q"))
+
+
+def test_validate_accepts_cache_files_that_datasets_map_writes(written):
+    out, _ = written
+    ds = procgen.load(out)
+    ds.map(lambda row: {"length": len(row["input_ids"])})  # datasets caches the result next to our shards
+    assert [p for p in os.listdir(out) if p.startswith("cache-")]
+    assert procgen.validate(out)["ok"]
+
+
+def test_validate_compares_sampled_rows_with_regenerated_ones_byte_for_byte(written, monkeypatch):
+    out, _ = written
+    asked = []
+    generate = procgen.generate
+
+    def recording_generate(task, n, **kwargs):
+        asked.extend(range(kwargs["start"], kwargs["start"] + n))
+        return generate(task, n, **kwargs)
+
+    monkeypatch.setattr(procgen.api, "generate", recording_generate)
+    assert procgen.validate(out)["ok"]
+    assert {0, 199, 200, 399, 400, 599} <= set(asked) and len(set(asked)) > 6  # shard ends + seeded random rows
+
+
+def test_load_refuses_state_and_manifest_that_disagree_on_shards_or_rows(written):
+    out, manifest = written
+    edit_json(out / "state.json", lambda s: s["_data_files"].pop())
+    with pytest.raises(DatasetError, match="state.json.*_data_files"):
+        procgen.load(out)
+    edit_json(out / "state.json", lambda s: s["_data_files"].append({"filename": manifest["shards"][2]["filename"]}))
+    assert len(procgen.load(out)) == 600
+
+    def one_row_less(m):  # a consistent-looking manifest that describes 599 rows
+        m["num_rows"] = 599
+        m["shards"][2].update(row_end=599, num_rows=199)
+
+    edit_json(out / "procgen.json", one_row_less)
+    with pytest.raises(DatasetError, match="600 rows.*procgen.json.*599"):
+        procgen.load(out)
+
+
+def test_a_clean_mixture_validates_and_regenerates_through_the_registry(tmp_path):
+    out = tmp_path / "mix"
+    spec = {"tasks": {"set": {"weight": 0.1, "vocab_size": 20, "length": 8},
+                      "union": {"weight": 0.2, "vocab_size": 20, "length": 8},
+                      "stack": {"weight": 0.3, "length": 8}}}  # shares whose re-resolution moves by an ulp
+    procgen.write("mix", out, n=300, shards=2, progress=False, spec=spec)
+    assert procgen.validate(out)["ok"] and len(procgen.load(out)) == 300
+    edit_json(out / "procgen.json", lambda m: m["params"]["spec"]["resolved"]["rows_per_period"].reverse())
+    with pytest.raises(DatasetError, match="procgen.json.*params.spec.resolved.rows_per_period"):
+        procgen.validate(out)
+
+
+def test_mixture_with_an_edited_seed_fails_regeneration(tmp_path):
+    out = tmp_path / "mix"
+    procgen.write("mix", out, n=100, shards=1, progress=False,
+                  spec={"tasks": {"set": {"weight": 0.5, "length": 8}, "union": {"weight": 0.5, "length": 8}}})
+    edit_json(out / "procgen.json", set_field("seed", 7))
+    with pytest.raises(DatasetError, match="row 0 .*differs.*seed"):
+        procgen.validate(out)
+
+
+@pytest.fixture
+def neighbour(tmp_path):
+    """Two one-shard datasets side by side: ``d`` (seed 0) and ``other`` (seed 1)."""
+    procgen.write("dyck", tmp_path / "d", n=50, shards=1, seed=0, progress=False, **DYCK)
+    other = procgen.write("dyck", tmp_path / "other", n=50, shards=1, seed=1, progress=False, **DYCK)
+    return tmp_path / "d", other
+
+
+OUTSIDE = "../other/data-00000-of-00001.arrow"
+
+
+@pytest.mark.parametrize("name", [OUTSIDE, "/etc/passwd", "sub/data-00000-of-00001.arrow",
+                                  "data-00000-of-00001.arrow/../data-00000-of-00001.arrow",
+                                  "..\\other\\data-00000-of-00001.arrow", "data-00001-of-00002.arrow",
+                                  "data-0-of-1.arrow", "state.json"])
+def test_shard_names_in_the_manifest_must_be_plain_expected_names(neighbour, name):
+    out, other = neighbour
+    entry = other["shards"][0]
+    for file in ("procgen.json", "state.json"):  # both files agree on the outside file, its checksum matches
+        if file == "procgen.json":
+            edit_json(out / file, lambda m: m["shards"][0].update({**entry, "filename": name}))
+        else:
+            edit_json(out / file, set_field("_data_files", [{"filename": name}]))
+    for read in (procgen.validate, procgen.load, procgen.info):
+        with pytest.raises(DatasetError, match=r"procgen.json.*shards\[0\]\.filename.*data-00000-of-00001\.arrow"):
+            read(out)
+    line = one_line_error(run_cli("validate", out, "-q"))
+    assert "filename" in line and "checksums match" not in line
+
+
+def test_shard_names_in_state_json_must_be_the_manifests(neighbour):
+    out, _ = neighbour
+    edit_json(out / "state.json", set_field("_data_files", [{"filename": OUTSIDE}]))
+    for read in (procgen.validate, procgen.load):
+        with pytest.raises(DatasetError, match="state.json.*_data_files"):
+            read(out)
+
+
+def test_info_never_prints_a_stored_command(written):
+    out, manifest = written
+    edit_json(out / "procgen.json", set_field("command", "rm -rf ~"))
+    for args in (["info", out], ["info", out, "--json"]):
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.stderr
+        assert "rm -rf" not in result.stdout
+    assert "procgen generate dyck " in run_cli("info", out).stdout
+    assert procgen.info(out)["command"] == manifest["command"]  # rebuilt: the same words the write stored
+    assert "rm -rf" not in dataset.read_manifest(out)["command"]
+
+
+def test_an_incomplete_dataset_never_prints_a_stored_command(tmp_path):
+    out = tmp_path / "d"
+    procgen.write("dyck", out, n=40, shards=4, shard_index=1, progress=False, **DYCK)
+    edit_json(out / ".procgen" / "config.json", set_field("command", "rm -rf ~"))
+    line = one_line_error(run_cli("info", out))
+    assert "rm -rf" not in line and "procgen generate dyck " in line and "1 of 4 shards done" in line
+
+
+@pytest.mark.parametrize("num_shards", ["abc", 10**12, None])
+def test_an_incomplete_dataset_with_an_edited_shard_count_is_still_one_line(tmp_path, num_shards):
+    out = tmp_path / "d"
+    procgen.write("dyck", out, n=40, shards=4, shard_index=1, progress=False, **DYCK)
+    edit_json(out / ".procgen" / "config.json", set_field("num_shards", num_shards))
+    started = time.perf_counter()
+    with pytest.raises(DatasetError, match="incomplete dataset") as err:
+        procgen.info(out)
+    assert time.perf_counter() - started < 5 and "\n" not in str(err.value)
+
+
+def test_a_moved_dataset_still_validates_and_loads(written, tmp_path):
+    out, _ = written
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    os.rename(out, moved)  # dataset_info.json's description still names the old --out
+    assert procgen.validate(moved)["ok"] and len(procgen.load(moved)) == 600
+    assert f"--out {moved}" in procgen.info(moved)["command"]
+
+
+def test_validate_accepts_a_lock_file_left_by_a_killed_writer(written):
+    out, _ = written
+    (out / dataset.LOCK_NAME).write_text("12345 somehost\n")
+    assert procgen.validate(out)["ok"]
+
+
+def json_paths(value, prefix=()):
+    """Every path (tuple of keys / indices) into a JSON value, the value itself included."""
+    yield prefix
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        if key != "vocab":  # 9 names: enough paths elsewhere
+            yield from json_paths(child, prefix + (key,))
+
+
+def test_any_edit_of_one_manifest_field_is_a_dataset_error_or_harmless(tmp_path_factory):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    out = tmp_path_factory.mktemp("fuzz") / "d"
+    procgen.write("dyck", out, n=60, shards=2, progress=False, **DYCK)
+    original = json.loads((out / "procgen.json").read_text())
+    paths = sorted((path for path in json_paths(original) if path), key=repr)
+    values = st.recursive(st.none() | st.booleans() | st.integers(-3, 2**64) | st.floats() | st.text(max_size=8),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                      max_size=3), max_leaves=6)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(path=st.sampled_from(paths), value=values | st.just("<delete>"))
+    def check(path, value):
+        manifest = json.loads(json.dumps(original))
+        parent = manifest
+        for key in path[:-1]:
+            parent = parent[key]
+        if value == "<delete>":
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = value
+        (out / "procgen.json").write_text(json.dumps(manifest))
+        for read in (procgen.validate, procgen.load, procgen.info):
+            try:
+                read(out)
+            except DatasetError as err:
+                assert "\n" not in str(err)
+
+    check()

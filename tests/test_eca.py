@@ -227,6 +227,8 @@ def test_vocab_and_pad():
     ({"rule": 1.5}, "rule"), ({"width": 0}, "width"), ({"steps": 0}, "steps"), ({"density": 1.5}, "density"),
     ({"density": -0.1}, "density"), ({"burn_in": -1}, "burn_in"), ({"boundary": "wrap"}, "boundary"),
     ({"width": 2 ** 20, "steps": 2 ** 12}, "width"), ({"colour": 3}, "colour"),
+    ({"burn_in": 10 ** 6 + 1}, "burn_in"), ({"width": 10 ** 9 + 1}, "width"), ({"steps": 10 ** 9 + 1}, "steps"),
+    ({"burn_in": 10 ** 6, "width": 6401}, r"burn_in=1000000 with width=6401 .* burn_in <= 990099"),
 ])
 def test_bad_params_raise(params, name):
     with pytest.raises(ValueError, match=name):

@@ -206,3 +206,176 @@ def test_evaluate_reference_scoring_counts_the_official_positions():
     assert abs(hf_scores["loss"] - reference["loss"]) < 1e-5
     with pytest.raises(ValueError, match="scoring must be one of 'reference', 'all'; got 'paper'"):
         evaluate(model, "addition", n=2, scoring="paper")
+
+
+# --- atomic checkpoints, damaged files --------------------------------------------------------
+
+class _Killed(BaseException):
+    """Stands for SIGKILL in the middle of a save (a BaseException: nothing in the loop handles it)."""
+
+
+class _FaultySave:
+    """Counts the file-system operations of the save at ``step`` (not those nested in another) and
+    raises _Killed at the ``kill_at``-th: every point where a kill leaves a different state on disk."""
+
+    OPERATIONS = [("os", "replace"), ("os", "rename"), ("os", "link"), ("os", "unlink"), ("os", "rmdir"),
+                  ("shutil", "rmtree"), ("shutil", "copytree"), ("shutil", "copy2")]
+
+    def __init__(self, monkeypatch, step):
+        import shutil
+
+        from procgen.train import loop
+
+        self.calls, self.kill_at, self.active, self.depth = 0, None, False, 0
+        modules = {"os": os, "shutil": shutil}
+        for module, name in self.OPERATIONS:
+            monkeypatch.setattr(modules[module], name, self._counted(getattr(modules[module], name)))
+        save = loop._Run._save
+
+        def faulty_save(run, at, next_row):
+            self.active = at == step
+            try:
+                save(run, at, next_row)
+            finally:
+                self.active = False
+
+        monkeypatch.setattr(loop._Run, "_save", faulty_save)
+        monkeypatch.setattr(loop, "_plot_losses", lambda *paths: None)  # speed; not a checkpoint file
+
+    def _counted(self, operation):
+        def counted(*args, **kwargs):
+            if not self.active or self.depth:
+                return operation(*args, **kwargs)
+            self.calls += 1
+            if self.calls == self.kill_at:
+                raise _Killed(f"killed before file operation {self.calls}")
+            self.depth += 1
+            try:
+                return operation(*args, **kwargs)
+            finally:
+                self.depth -= 1
+        return counted
+
+
+def test_a_save_killed_at_any_point_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    options = dict(params=RAGGED, lr=3e-3, batch_size=4, log_every=1, eval_data=False, progress=False, seed=3,
+                   save_every=2)
+    faults = _FaultySave(monkeypatch, step=4)
+    straight = train(_tiny(), "identity", 4, out=tmp_path / "straight", **options)
+    weights, losses = straight["model"].state_dict(), train_losses(tmp_path / "straight")
+    hf_weights = (tmp_path / "straight" / "hf" / "model.safetensors").read_bytes()
+    points = faults.calls  # of one uninterrupted save (at step 4)
+    assert points >= 5
+    different, untidy = [], []
+    for kill_at in range(1, points + 1):
+        out = tmp_path / f"killed-{kill_at}"
+        faults.calls, faults.kill_at = 0, kill_at
+        with pytest.raises(_Killed):
+            train(_tiny(), "identity", 4, out=out, **options)
+        faults.kill_at = None
+        resumed = train(_tiny(seed=99), "identity", 4, out=out, resume=True, **options)
+        models = (resumed["model"], GPT.from_pretrained(out))  # in memory, and the top-level files
+        same = train_losses(out) == losses and \
+            (out / "hf" / "model.safetensors").read_bytes() == hf_weights and \
+            all(torch.equal(value, weights[name]) for model in models for name, value in model.state_dict().items())
+        if not same:
+            different.append(kill_at)
+        left = [p.name for p in out.iterdir() if p.name.startswith(".")]  # temp files
+        left += [p.name for p in (out / "checkpoints").glob("*") if p.name != "step-000004"]
+        if left:
+            untidy.append((kill_at, left))
+    assert not different, f"killed before file operation {different} of {points}, the resumed run differs"
+    assert not untidy, untidy
+
+
+def test_resume_refuses_weights_that_do_not_match_the_trainer_state(tmp_path):
+    from procgen.train.model import CheckpointError
+
+    options = dict(params=RAGGED, batch_size=4, eval_data=False, progress=False)
+    train(_tiny(), "identity", 2, out=tmp_path / "a", **options)
+    train(_tiny(seed=1), "identity", 2, out=tmp_path / "b", **options)
+    weights = tmp_path / "a" / "checkpoints" / "step-000002" / "model.safetensors"
+    os.replace(tmp_path / "b" / "checkpoints" / "step-000002" / "model.safetensors", weights)  # the other run's
+    with pytest.raises(CheckpointError) as err:
+        train(_tiny(), "identity", 4, out=tmp_path / "a", resume=True, **options)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{weights} does not match {tmp_path / 'a' / 'trainer_state.pt'}")
+
+
+def test_a_run_directory_of_the_format_1_layout_still_resumes(tmp_path):
+    """Run directories written before checkpoints/ (weights at the top level, trainer_state.pt
+    format 1 without a hash) resume exactly, and continue in the new layout."""
+    import shutil
+
+    options = dict(params=RAGGED, lr=3e-3, batch_size=8, log_every=1, eval_data=False, progress=False, seed=3)
+    straight = train(_tiny(), "identity", 6, out=tmp_path / "a", **options)
+    old = tmp_path / "old"
+    train(_tiny(), "identity", 6, out=old, callback=lambda step, _: step == 3, **options)
+    state = torch.load(old / "trainer_state.pt", weights_only=True)
+    del state["checkpoint"], state["weights_sha256"]
+    torch.save({**state, "format": 1}, old / "trainer_state.pt")
+    shutil.rmtree(old / "checkpoints")
+    resumed = train(_tiny(seed=99), "identity", 6, out=old, resume=True, **options)
+    assert train_losses(old) == train_losses(tmp_path / "a")
+    for name, value in resumed["model"].state_dict().items():
+        assert torch.equal(value, straight["model"].state_dict()[name]), name
+    assert torch.load(old / "trainer_state.pt", weights_only=True)["format"] == 2
+
+
+@pytest.mark.parametrize("case", ["garbage", "truncated", "not a dict", "no optimizer", "another format",
+                                  "folder missing", "weights changed", "config damaged", "legacy weights damaged"])
+def test_resume_with_a_damaged_checkpoint_names_the_file(case, tmp_path):
+    import shutil
+
+    from procgen.train.model import CheckpointError
+
+    options = dict(params=RAGGED, batch_size=4, eval_data=False, progress=False)
+    train(_tiny(), "identity", 2, out=tmp_path, **options)
+    state_path, folder = tmp_path / "trainer_state.pt", tmp_path / "checkpoints" / "step-000002"
+    state = torch.load(state_path, weights_only=True)
+    named = state_path
+    if case == "garbage":
+        state_path.write_bytes(b"\0" * 64)
+    elif case == "truncated":
+        state_path.write_bytes(state_path.read_bytes()[:1000])
+    elif case == "not a dict":
+        torch.save([1, 2, 3], state_path)
+    elif case == "no optimizer":
+        del state["optimizer"]
+        torch.save(state, state_path)
+    elif case == "another format":
+        torch.save({**state, "format": 7}, state_path)
+    elif case == "folder missing":
+        shutil.rmtree(folder)
+    elif case == "weights changed":
+        named = folder / "model.safetensors"
+        named.write_bytes(named.read_bytes()[:-4] + b"    ")
+    elif case == "config damaged":
+        named = folder / "config.json"
+        named.write_text("[")
+    elif case == "legacy weights damaged":
+        del state["checkpoint"], state["weights_sha256"]
+        torch.save({**state, "format": 1}, state_path)
+        named = tmp_path / "model.safetensors"
+        named.unlink()  # a hard link into the folder: replace, do not write through it
+        named.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError) as err:
+        train(_tiny(), "identity", 4, out=tmp_path, resume=True, **options)
+    message = str(err.value)
+    assert "\n" not in message and str(named) in message, message
+
+
+@pytest.mark.parametrize("device, words", [
+    ("bogus", ["device must be a torch device", "'bogus'"]),
+    ("", ["device must be a torch device"]),
+    ("meta", ["'meta' holds no data"]),
+    pytest.param("cuda", ["device 'cuda' is not available", "torch.cuda.is_available() is False"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    ("cuda:99", ["device 'cuda:99' is not available"]),
+])
+def test_train_refuses_a_device_that_is_not_here(device, words):
+    with pytest.raises(ValueError) as err:
+        train(_tiny(), "identity", 2, params=RAGGED, device=device, progress=False)
+    assert "\n" not in str(err.value)
+    for word in words:
+        assert word in str(err.value)

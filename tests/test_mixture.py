@@ -192,3 +192,41 @@ def test_task_column_corruption_on_disk_is_caught(tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(procgen.DatasetError, match="row 17 is invalid: task column"):
         procgen.validate(tmp_path / "m")
+
+
+# --- task entries that are not mappings: one line naming the entry and the expected shape ---------
+
+@pytest.mark.parametrize("entry", [0.5, 2, "heavy", [["weight", 1]], True])
+def test_a_spec_entry_that_is_not_a_mapping_is_one_line(entry):
+    with pytest.raises(ValueError) as info:
+        procgen.generate("mix", 5, spec={"tasks": {"union": {"weight": 1}, "set": entry}})
+    message = str(info.value)
+    assert "\n" not in message and "'set'" in message and "{weight: w" in message and repr(entry) in message
+
+
+@pytest.mark.parametrize("params", [{"set": 0.5}, {"set": [["length", 3]]}, {"set": "length=3"}])
+def test_mix_params_that_are_not_mappings_are_one_line(params):
+    with pytest.raises(ValueError) as info:
+        procgen.mix({"set": 1, "union": 1}, rows=5, params=params)
+    message = str(info.value)
+    assert "\n" not in message and "'set'" in message and "mapping" in message
+
+
+@pytest.mark.parametrize("text", ["tasks:\n  set: 0.5\n  union: 0.5\n", '{"tasks": {"set": 0.5, "union": 0.5}}'],
+                         ids=["yaml", "json"])
+def test_cli_spec_entry_that_is_not_a_mapping_exits_2(tmp_path, text):
+    spec_file = tmp_path / "spec.txt"
+    spec_file.write_text(text)
+    for spec in (str(spec_file), text):  # a file, and the same text inline
+        result = CliRunner().invoke(cli_main, ["generate", "mix", "--spec", spec, "-n", "5",
+                                               "--out", str(tmp_path / "m"), "--quiet"])
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1 and "'set'" in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_cli_spec_that_is_a_folder_exits_2(tmp_path):
+    result = CliRunner().invoke(cli_main, ["generate", "mix", "--spec", str(tmp_path), "-n", "5",
+                                           "--out", str(tmp_path / "m"), "--quiet"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--spec" in result.output and str(tmp_path) in result.output

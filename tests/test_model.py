@@ -288,3 +288,90 @@ def test_scored_forward_with_a_padding_mask():
 def test_only_scored_needs_labels():
     with pytest.raises(ValueError, match="only_scored=True needs labels"):
         tiny()(random_ids(), only_scored=True)
+
+
+# --- damaged checkpoints: one ValueError naming the file ---------------------------------------
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _edit_config(**changes):
+    def edit(directory):
+        path = directory / "config.json"
+        config = {**json.loads(path.read_text()), **changes}
+        path.write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    return edit
+
+
+def _swap_weights(config):
+    def swap(directory):
+        torch.manual_seed(0)
+        GPT(config).save_pretrained(directory / "other")
+        (directory / "other" / "model.safetensors").replace(directory / "model.safetensors")
+    return swap
+
+
+def _rewrite_weights(change):
+    def rewrite(directory):
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(str(directory / "model.safetensors"))
+        change(state)
+        save_file(state, str(directory / "model.safetensors"))
+    return rewrite
+
+
+DAMAGED_CHECKPOINTS = {  # case: (damage, the file named, words of the message)
+    "weights garbage": (lambda d: (d / "model.safetensors").write_bytes(b"not safetensors" * 10),
+                        "model.safetensors", ["not a readable safetensors file"]),
+    "weights truncated": (lambda d: _truncate(d / "model.safetensors"), "model.safetensors", ["not a readable"]),
+    "weights empty": (lambda d: (d / "model.safetensors").write_bytes(b""), "model.safetensors", ["not a readable"]),
+    "weights of another size": (_swap_weights(GPTConfig.from_name("2_4_32", vocab_size=VOCAB, block_size=32)),
+                                "model.safetensors", ["does not fit", "config.json", "shape"]),
+    "weights lack a tensor": (_rewrite_weights(lambda s: s.pop("transformer.ln_f.bias")), "model.safetensors",
+                              ["has no tensor transformer.ln_f.bias"]),
+    "weights have an extra tensor": (_rewrite_weights(lambda s: s.update(extra=torch.zeros(2))),
+                                     "model.safetensors", ["extra tensor extra"]),
+    "config not JSON": (lambda d: (d / "config.json").write_text("{model_type: procgen"), "config.json",
+                        ["not valid JSON"]),
+    "config not UTF-8": (lambda d: (d / "config.json").write_bytes(b"\xff\xfe\x00{"), "config.json",
+                         ["not valid JSON"]),
+    "config a list": (lambda d: (d / "config.json").write_text("[1, 2]"), "config.json",
+                      ["expected a JSON object", "list"]),
+    "config wrong shape": (_edit_config(n_embd=32), "model.safetensors",
+                           ["does not fit", "config.json", "transformer.wte.weight has shape (50, 16), the config "
+                            "needs (50, 32)"]),
+    "config wrong vocabulary": (_edit_config(vocab_size=7), "model.safetensors", ["transformer.wte.weight"]),
+    "config bad value": (_edit_config(vocab_size="five"), "config.json", ["vocab_size must be an integer"]),
+    "config bad dropout": (_edit_config(dropout="high"), "config.json", ["dropout must be in [0, 1)"]),
+    "config without vocab_size": (_edit_config(vocab_size=None), "config.json", ["vocab_size is missing"]),
+    "config of another model": (_edit_config(model_type="gpt2"), "config.json", ["model_type is 'gpt2'"]),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_CHECKPOINTS))
+def test_from_pretrained_names_the_damaged_file(case, tmp_path):
+    from procgen.train.model import CheckpointError
+
+    damage, name, words = DAMAGED_CHECKPOINTS[case]
+    tiny().save_pretrained(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(ValueError) as err:
+        GPT.from_pretrained(tmp_path)
+    message = str(err.value)
+    assert isinstance(err.value, CheckpointError) and "\n" not in message, message
+    assert message.startswith(str(tmp_path / name)), message
+    for word in words:
+        assert word in message, message
+
+
+def test_save_pretrained_replaces_files_whole(tmp_path):
+    """A re-save writes new files (new inodes): a hard link to the old weights keeps them."""
+    tiny(seed=0).save_pretrained(tmp_path / "a")
+    (tmp_path / "kept.safetensors").hardlink_to(tmp_path / "a" / "model.safetensors")
+    before = (tmp_path / "kept.safetensors").read_bytes()
+    tiny(seed=1).save_pretrained(tmp_path / "a")
+    assert (tmp_path / "kept.safetensors").read_bytes() == before
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() != before
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["config.json", "model.safetensors"]

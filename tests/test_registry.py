@@ -99,3 +99,36 @@ def test_mean_row_length_matches_the_rows(name):
         else:
             error = rows.lengths.std() / np.sqrt(len(rows))
             assert abs(mean - rows.lengths.mean()) < 5 * error, (given, float(mean), rows.lengths.mean())
+
+
+# --- upper bounds: every integer parameter is bounded in Python, before any numba kernel ----------
+
+def _int_params():
+    return [(name, p) for name in task_names() for p in get_task(name).params if p.kind is int]
+
+
+@pytest.mark.parametrize("name, param", _int_params(), ids=lambda x: x if isinstance(x, str) else x.name)
+def test_every_integer_parameter_has_a_documented_upper_bound(name, param):
+    """numba wraps int64 silently: past ``high`` (or 2**63) a value must never reach a kernel."""
+    assert param.high is not None, f"{name}: {param.name} has no upper bound"
+    assert param.check(param.high, name) == param.high
+    for value in (param.high + 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64, 10 ** 30, float(2 ** 70)):
+        if value <= param.high:
+            continue
+        with pytest.raises(ValueError) as info:
+            procgen.generate(name, 1, **{param.name: value})
+        message = str(info.value)
+        assert "\n" not in message
+        assert f"{name}: {param.name} must be {param.allowed()}" in message, message
+
+
+@pytest.mark.parametrize("name", [n for n in task_names() if n != "mix"])
+def test_the_largest_parameters_keep_rows_within_int32_offsets(name):
+    """Every length-like bound is small enough that the longest row fits in 2**31 - 1 tokens."""
+    spec = get_task(name)
+    given = {p.name: p.high for p in spec.params if p.kind is int}
+    try:
+        params = spec.resolve_params(given)
+    except ValueError:  # a cross-parameter check (e.g. eca's row length) refused the combination
+        return
+    assert spec.max_row_length(params) <= 2 ** 31 - 1

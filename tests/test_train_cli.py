@@ -108,3 +108,110 @@ def test_bad_inputs_exit_2_with_one_line(args, words, warm, tmp_path):
     for word in words:
         assert word in lines[0]
     assert "Traceback" not in result.output
+
+
+# --- damaged checkpoints (exit 1, naming the file) and devices that are not here (exit 2) -------
+
+def _write(relative, data):
+    def damage(run):
+        path = run / relative
+        path.unlink()  # the top-level files are hard links into checkpoints/: never write through one
+        path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data)
+    return damage
+
+
+def _edit_config(relative, **changes):
+    def damage(run):
+        config = {**json.loads((run / relative).read_text()), **changes}
+        _write(relative, json.dumps(config))(run)
+    return damage
+
+
+def _edit_state(**changes):
+    def damage(run):
+        state = {**torch.load(run / "trainer_state.pt", weights_only=True), **changes}
+        torch.save({k: v for k, v in state.items() if v is not None}, run / "trainer_state.pt")
+    return damage
+
+
+def _half(relative):
+    def damage(run):
+        _write(relative, (run / relative).read_bytes()[:(run / relative).stat().st_size // 2])(run)
+    return damage
+
+
+CHECKPOINT = "checkpoints/step-000004"
+WARMUP = ["warmup", "--task", "dyck", "--model", "1_2_16", "--out", "{run}", *QUICK, "--k", "2", "--length", "16",
+          "--max-depth", "4"]
+FINETUNE = ["finetune", "--task", "haystack", "--init", "{run}", "--transfer", "attn", "--out", "{out}", *QUICK,
+            "--pairs", "4"]
+EVAL = ["eval", "--model-dir", "{run}", "--task", "dyck", "-n", "8", "--k", "2", "--length", "16", "--max-depth", "4"]
+DAMAGED = {  # case: (command, damage to a copy of the warm-up run, the file the message names)
+    "finetune --init: weights garbage": (FINETUNE, _write("model.safetensors", b"\0" * 40), "model.safetensors"),
+    "finetune --init: weights truncated": (FINETUNE, _half("model.safetensors"), "model.safetensors"),
+    "finetune --init: config a list": (FINETUNE, _write("config.json", "[1, 2]"), "config.json"),
+    "finetune --init: config of another shape": (FINETUNE, _edit_config("config.json", n_embd=32),
+                                                 "model.safetensors"),
+    "eval --model-dir: weights garbage": (EVAL, _write("model.safetensors", b"garbage"), "model.safetensors"),
+    "eval --model-dir: config not JSON": (EVAL, _write("config.json", "{"), "config.json"),
+    "eval --model-dir: config a number": (EVAL, _write("config.json", "7"), "config.json"),
+    "eval --model-dir: config of another shape": (EVAL, _edit_config("config.json", n_layer=2), "model.safetensors"),
+    "eval --model-dir: config bad value": (EVAL, _edit_config("config.json", block_size=-1), "config.json"),
+    "warmup --resume: state garbage": (WARMUP, _write("trainer_state.pt", b"garbage"), "trainer_state.pt"),
+    "warmup --resume: state truncated": (WARMUP, _half("trainer_state.pt"), "trainer_state.pt"),
+    "warmup --resume: state not a dict": (WARMUP, lambda run: torch.save([1], run / "trainer_state.pt"),
+                                          "trainer_state.pt"),
+    "warmup --resume: state without optimizer": (WARMUP, _edit_state(optimizer=None), "trainer_state.pt"),
+    "warmup --resume: state of another model": (WARMUP, _edit_state(optimizer={"state": {}, "param_groups": []}),
+                                                "trainer_state.pt"),
+    "warmup --resume: weights changed": (WARMUP, _write(f"{CHECKPOINT}/model.safetensors", b"garbage"),
+                                         f"{CHECKPOINT}/model.safetensors"),
+    "warmup --resume: weights folder missing": (WARMUP, lambda run: __import__("shutil").rmtree(run / CHECKPOINT),
+                                                "trainer_state.pt"),
+    "warmup --resume: config damaged": (WARMUP, _write(f"{CHECKPOINT}/config.json", "[]"),
+                                        f"{CHECKPOINT}/config.json"),
+    "finetune --resume: state garbage": ([*FINETUNE[:7], "--out", "{run}", *FINETUNE[9:], "--resume"],
+                                         _write("trainer_state.pt", b"\0" * 64), "trainer_state.pt"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_a_damaged_checkpoint_exits_1_with_one_line_naming_the_file(case, warm, tmp_path):
+    import shutil
+
+    command, damage, named = DAMAGED[case]
+    run = tmp_path / "run"
+    shutil.copytree(warm, run)
+    damage(run)
+    args = [a.format(run=run, out=tmp_path / "out") for a in command]
+    if args[0] == "warmup":
+        args.append("--resume")
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("procgen: error:"), result.stderr
+    assert str(run / named) in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+
+
+@pytest.mark.parametrize("command", ["warmup", "finetune", "eval", "reproduce"])
+@pytest.mark.parametrize("device, words", [
+    ("bogus", ["--device must be a torch device", "'bogus'"]),
+    pytest.param("cuda", ["--device 'cuda' is not available", "torch.cuda.is_available() is False"], marks=NO_CUDA),
+    ("cuda:99", ["--device 'cuda:99' is not available"]),
+])
+def test_a_device_that_is_not_here_exits_2_with_one_line(command, device, words, warm, tmp_path):
+    args = {"warmup": WARMUP, "finetune": FINETUNE, "eval": EVAL,
+            "reproduce": ["reproduce", "--budget", "smoke", "--out", "{out}"]}[command]
+    args = [a.format(run=warm if command != "warmup" else tmp_path / "run", out=tmp_path / "out") for a in args]
+    result = invoke(*args, "--device", device)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("procgen: error:"), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()  # refused before any work

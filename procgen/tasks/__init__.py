@@ -49,6 +49,13 @@ _MODULES: dict[str, str] = {
 }
 
 _MISSING = object()
+# Upper bounds of length-like parameters (row lengths, widths, step counts). Every integer parameter
+# has a ``high``: numba wraps int64 arithmetic silently, so an unbounded value could reach a kernel
+# as a negative count or an endless loop. MAX_LENGTH keeps the longest row of every task (at most
+# about twice its length parameter, plus a few separators) within MAX_ROW_TOKENS, the most tokens a
+# row may have: answer_start is int32 and so are a shard's row offsets.
+MAX_ROW_TOKENS = 2 ** 31 - 1
+MAX_LENGTH = 10 ** 9
 SCORINGS = ("reference", "all")  # which answer positions count: the official harness's, or every one
 
 
@@ -56,7 +63,8 @@ SCORINGS = ("reference", "all")  # which answer positions count: the official ha
 class Param:
     """Specification of one task parameter.
 
-    ``low``/``high`` are inclusive bounds unless ``low_open``/``high_open``; ``nullable`` allows
+    ``low``/``high`` are inclusive bounds unless ``low_open``/``high_open`` (every ``int`` parameter
+    has a ``high``, checked here before a value can reach a numba kernel); ``nullable`` allows
     ``None``; ``choices`` restricts to a fixed set; ``multiple`` also accepts a non-empty list of
     values (each checked), e.g. several ECA rules.
     """
@@ -339,11 +347,18 @@ def available_tasks() -> list[str]:
 # --- parameter helpers shared by task modules -------------------------------------------------
 
 def length_params(default_length: int = 64, low: int = 1, what: str = "tokens") -> tuple[Param, ...]:
-    """The ``length`` / ``min_length`` / ``max_length`` trio every variable-length task takes."""
+    """The ``length`` / ``min_length`` / ``max_length`` trio every variable-length task takes.
+
+    Each is at most :data:`MAX_LENGTH`, so that a row (input, separators, answer) stays within
+    :data:`MAX_ROW_TOKENS`.
+    """
     return (
-        Param("length", int, default_length, f"row length in {what} (used when min/max_length are unset)", low=low),
-        Param("min_length", int, None, f"shortest row in {what}; defaults to length", low=low, nullable=True),
-        Param("max_length", int, None, f"longest row in {what}; defaults to length", low=low, nullable=True),
+        Param("length", int, default_length, f"row length in {what} (used when min/max_length are unset)", low=low,
+              high=MAX_LENGTH),
+        Param("min_length", int, None, f"shortest row in {what}; defaults to length", low=low, high=MAX_LENGTH,
+              nullable=True),
+        Param("max_length", int, None, f"longest row in {what}; defaults to length", low=low, high=MAX_LENGTH,
+              nullable=True),
     )
 
 

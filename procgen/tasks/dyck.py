@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, uint64
 
 from procgen._rng import below, hi32, lo32, next_u64, probability_threshold, row_offsets, row_state
-from procgen.tasks import Param, Task, check_result, length_params, resolve_length_range
+from procgen.tasks import MAX_LENGTH, Param, Task, check_result, length_params, resolve_length_range
 
 _BRACKETS_OPEN = "([{<"
 _BRACKETS_CLOSE = ")]}>"
@@ -280,13 +280,15 @@ TASKS = [
         name="dyck",
         summary="Dyck-k: well-nested brackets of k types (reference process; even length => balanced)",
         params=(_K, *length_params(64), _P_OPEN,
-                Param("max_depth", int, None, "maximum nesting depth (None: unlimited)", low=1, nullable=True)),
+                Param("max_depth", int, None, "maximum nesting depth (None: unlimited)", low=1, high=MAX_LENGTH,
+                      nullable=True)),
         kernel=_dyck_kernel,
         validator=_dyck_validate,
         vocab=_vocab,
         max_row_length=lambda params: params["max_length"],
         expected_row_length=_mean_length,
         pad_id=lambda params: 2 * params["k"],
+        size=lambda params: 2 * params["k"] + 1,  # opens, closes, pad: no name list for a large k
         resolve=_resolve_dyck,
         lm_style=True,
     ),
@@ -295,7 +297,7 @@ TASKS = [
         summary="Shuffle-Dyck-k: one counter per bracket type, types may interleave",
         params=(_K, *length_params(64), _P_OPEN,
                 Param("max_depth", int, 16, "maximum total number of open brackets (None: unlimited)", low=1,
-                      nullable=True),
+                      high=MAX_LENGTH, nullable=True),
                 Param("closed", bool, False, "end every row with all brackets closed (needs even lengths)")),
         kernel=_shuffle_kernel,
         validator=_shuffle_validate,
@@ -303,6 +305,7 @@ TASKS = [
         max_row_length=lambda params: params["max_length"],
         expected_row_length=_mean_length,
         pad_id=lambda params: 2 * params["k"],
+        size=lambda params: 2 * params["k"] + 1,  # opens, closes, pad: no name list for a large k
         resolve=_resolve_shuffle,
         lm_style=True,
     ),

@@ -9,7 +9,8 @@ Process, per row:
 2. Draw ``width`` cells independently, each 1 with probability ``density`` (rounded to a
    multiple of 2^-32).
 3. Apply the rule ``burn_in`` times without emitting anything (lets the row start in the
-   automaton's typical regime rather than in noise).
+   automaton's typical regime rather than in noise). ``burn_in <= 10**6``, and
+   ``burn_in * ceil(width / 64) <= 10**8`` so that no row takes more than a fraction of a second.
 4. Emit that state (``state_0``) and the ``steps`` states that follow it.
 
 The next value of a cell is bit ``4*left + 2*centre + right`` of the Wolfram rule number.
@@ -45,11 +46,14 @@ import numpy as np
 from numba import njit
 
 from procgen._rng import below, hi32, next_u64, probability_threshold, row_state
-from procgen.tasks import Param, Task, check_result
+from procgen.tasks import MAX_LENGTH, MAX_ROW_TOKENS, Param, Task, check_result
 
 SEP = 2
 RULE_TOKEN_BASE = 3  # rule r is token 3 + r when several rules are sampled
-_MAX_ROW_TOKENS = 2 ** 31 - 1  # shards store int32 offsets
+MAX_BURN_IN = 10 ** 6
+# Burn-in costs burn_in * ceil(width / 64) word updates per row (about 5 ns each): at most this many,
+# so that no single row takes more than a fraction of a second.
+_MAX_BURN_IN_WORDS = 10 ** 8
 
 
 # --- generator (bit-parallel: a state is a few uint64 words, bit i = cell i) --------------------
@@ -292,9 +296,14 @@ def _vocab(params) -> list[str]:
 
 
 def _resolve(params):
-    if _row_length(params) > _MAX_ROW_TOKENS:
+    if _row_length(params) > MAX_ROW_TOKENS:
         raise ValueError(f"eca: width={params['width']} and steps={params['steps']} give rows of "
-                         f"{_row_length(params)} tokens; (steps+1)*width + steps must be <= {_MAX_ROW_TOKENS}")
+                         f"{_row_length(params)} tokens; (steps+1)*width + steps must be <= {MAX_ROW_TOKENS}")
+    words = (params["width"] + 63) // 64
+    if params["burn_in"] * words > _MAX_BURN_IN_WORDS:
+        raise ValueError(f"eca: burn_in={params['burn_in']} with width={params['width']} is too slow: "
+                         f"burn_in * ceil(width/64) must be <= {_MAX_BURN_IN_WORDS}, so burn_in <= "
+                         f"{_MAX_BURN_IN_WORDS // words} at this width")
     return params
 
 
@@ -305,10 +314,11 @@ TASKS = [
         params=(
             Param("rule", int, 110, "Wolfram rule number; a list samples one rule per row and prefixes "
                   "the row with the rule token 3+rule", low=0, high=255, multiple=True),
-            Param("width", int, 32, "number of cells per state", low=1),
-            Param("steps", int, 3, "number of states to predict after state_0", low=1),
+            Param("width", int, 32, "number of cells per state", low=1, high=MAX_LENGTH),
+            Param("steps", int, 3, "number of states to predict after state_0", low=1, high=MAX_LENGTH),
             Param("density", float, 0.5, "probability that an initial cell is 1", low=0.0, high=1.0),
-            Param("burn_in", int, 0, "rule applications before state_0 is emitted", low=0),
+            Param("burn_in", int, 0, "rule applications before state_0 is emitted (burn_in * ceil(width/64) "
+                  f"<= {_MAX_BURN_IN_WORDS})", low=0, high=MAX_BURN_IN),
             Param("boundary", str, "periodic", "cells beyond the ends: 'periodic' wraps, 'zero' reads 0",
                   choices=("periodic", "zero")),
         ),

@@ -14,7 +14,9 @@ write ``run_config.json`` (every argument, the resolved task parameters, the tra
 metrics and the checkpoint into ``--out`` (plus ``--out``/hf, the same model as a Hugging Face GPT-2
 folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads); run them under
 ``torchrun --nproc_per_node=N -m procgen.cli train ...`` for DDP. Bad arguments (unknown component,
-missing checkpoint, a task whose vocabulary the model lacks) give one error line and exit status 2.
+missing checkpoint, a task whose vocabulary the model lacks, a ``--device`` not on this machine) give
+one error line and exit status 2; a damaged or mismatched checkpoint file (``--init``,
+``--model-dir``, ``--resume``) one line naming the file and exit status 1.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import click
 
+from procgen.train.model import CheckpointError
 from procgen.train.reproduce import BUDGETS, experiment_names
 from procgen.train.transfer import COMPONENTS, EMBEDDING_POLICIES
 
@@ -39,14 +42,35 @@ class _UsageFailure(click.ClickException):
     exit_code = 2
 
 
+class _FileFailure(click.ClickException):
+    """One error line naming a damaged or mismatched checkpoint file, exit status 1."""
+
+    exit_code = 1
+
+
 class TrainGroup(click.Group):
-    """Turns ValueErrors of the commands into one-line usage failures, also outside ``procgen``."""
+    """Turns ValueErrors of the commands into one-line failures, also outside ``procgen``: exit 1
+    for a bad checkpoint file (CheckpointError), 2 for a bad option value."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except CheckpointError as err:
+            raise _FileFailure(" ".join(str(err).split())) from err
         except ValueError as err:
             raise _UsageFailure(" ".join(str(err).split())) from err
+
+
+def _check_device(ctx, param, value):
+    """``--device`` callback: refuse a device that is not on this machine before any work."""
+    if value is not None:
+        from procgen.train.loop import check_device
+
+        try:
+            check_device(value)
+        except ValueError as err:
+            raise _UsageFailure(f"--{err}") from None  # "--device must be ...", "--device 'cuda' is not ..."
+    return value
 
 
 @click.group("train", cls=TrainGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,7 +115,8 @@ def _training_options(function):
         click.option("--pack", is_flag=True, help="pack rows into blocks of --block-size tokens (LM-style tasks)"),
         click.option("--shuffle-tokens", is_flag=True,
                      help="control: permute the tokens within every row (seeded per row)"),
-        click.option("--device", default=None, help="torch device [default: cuda if available, else cpu]"),
+        click.option("--device", default=None, callback=_check_device,
+                     help="torch device [default: cuda if available, else cpu]"),
         click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
                      help="DataLoader worker processes"),
         click.option("--resume", is_flag=True, help="continue the checkpoint in --out"),
@@ -180,7 +205,8 @@ def finetune_command(ctx, task, init_dir, components, embeddings, frozen, **opti
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True,
               help="split of the rows (training reads train, so test never overlaps it)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--device", default=None, help="torch device [default: cuda if available, else cpu]")
+@click.option("--device", default=None, callback=_check_device,
+              help="torch device [default: cuda if available, else cpu]")
 @click.option("--scoring", type=click.Choice(["reference", "all"]), default="all", show_default=True,
               help="reference: the positions the paper's official harness scores; all: every answer token")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None, metavar="FILE",
@@ -196,10 +222,11 @@ def eval_command(ctx, model_dir, task, n, seed, split, batch_size, device, scori
     import torch
 
     from procgen.train.evaluate import evaluate
+    from procgen.train.loop import check_device
 
     params = _task_params(ctx, task)
     model = _load_model("--model-dir", model_dir)
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(check_device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     result = evaluate(model, task, n=n, seed=seed, split=split, batch_size=batch_size, scoring=scoring, **params)
     text = json.dumps(result)
     click.echo(text)
@@ -222,7 +249,8 @@ def eval_command(ctx, model_dir, task, n, seed, split, batch_size, device, scori
               help="torch threads per run [default: 1 with --jobs > 1, else torch's default]")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="results", show_default=True, metavar="DIR",
               help="results.md, runs.json, results-*.png, curves-*.png, warm-up checkpoints; finished runs are reused")
-@click.option("--device", default=None, help="torch device [default: cuda if available, else cpu]")
+@click.option("--device", default=None, callback=_check_device,
+              help="torch device [default: cuda if available, else cpu]")
 @click.option("--progress", is_flag=True, help="a progress bar for every training run")
 @click.option("--quiet", "-q", is_flag=True, help="print only the table")
 def reproduce_command(experiments, seeds, budget, jobs, threads, out, device, progress, quiet):
@@ -320,6 +348,8 @@ def _load_model(option: str, directory):
         return GPT.from_pretrained(path)
     except FileNotFoundError as err:
         raise click.UsageError(f"{option}: {err}") from err
+    except CheckpointError as err:  # damaged or mismatched files: exit 1, naming them
+        raise _FileFailure(f"{option}: {' '.join(str(err).split())}") from err
 
 
 def _count_resumes(out: Path) -> int:

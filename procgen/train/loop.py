@@ -13,7 +13,9 @@ Files written to ``out`` (by rank 0 only): ``model.safetensors`` + ``config.json
 Hugging Face GPT-2 folder, for procgen GPTs: ``AutoModelForCausalLM.from_pretrained(out / "hf")``),
 ``trainer_state.pt`` (optimizer state, step, next row; loaded only with
 ``torch.load(..., weights_only=True)``), ``metrics.jsonl`` (one JSON record per log or eval) and
-``loss.png`` (when matplotlib is installed).
+``loss.png`` (when matplotlib is installed). A checkpoint is atomic as a whole: its weights go to a
+new folder ``checkpoints/step-NNNNNN/`` and ``trainer_state.pt``, replaced last, commits it; a run
+killed at any moment resumes from the last committed checkpoint (:mod:`procgen.train.checkpoint`).
 
 Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE > 1``) the loop initialises the process group
 (gloo on CPU, nccl on CUDA), wraps the model in DistributedDataParallel, and every rank reads its
@@ -27,7 +29,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -35,17 +36,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from procgen.train import checkpoint
+from procgen.train.checkpoint import HF_DIR, STATE_NAME  # noqa: F401 (names of the run directory's files)
 from procgen.train.data import ProcgenIterableDataset, TaskRows
 from procgen.train.evaluate import check_vocab, evaluate_batch, model_block_size
 
-STATE_NAME = "trainer_state.pt"
-HF_DIR = "hf"  # the same weights as a transformers GPT-2 folder (AutoModelForCausalLM loads it)
 METRICS_NAME = "metrics.jsonl"
 PLOT_NAME = "loss.png"
 ROWS_NAME = "rows_seen.json"
 DEBUG_ROWS_ENV = "PROCGEN_DEBUG_ROWS"
 SCHEDULES = ("cosine", "constant")
-_STATE_FORMAT = 1
 
 
 def lr_at(step: int, steps: int, lr: float, warmup_steps: int = 0, schedule: str = "cosine",
@@ -128,7 +128,8 @@ def train(model, data, steps: int, *, params: dict | None = None, lr: float = 1e
     progress : bool, default True
         Show a tqdm progress bar.
     device : str or torch.device, optional
-        Default: ``cuda`` (this rank's GPU) when available, else ``cpu``.
+        Default: ``cuda`` (this rank's GPU) when available, else ``cpu``. A device that is not
+        on this machine is refused (see :func:`check_device`).
     num_workers : int, default 0
         DataLoader worker processes (rows stay disjoint across workers and ranks).
     pack, eos_id, shuffle_tokens, scoring
@@ -246,8 +247,7 @@ class _Run:
 
     def _restore(self) -> tuple[int, int]:
         """Load the checkpoint in ``out`` when resuming; return ``(step, next row)``."""
-        state_path = self.out / STATE_NAME if self.out is not None else None
-        has_checkpoint = state_path is not None and state_path.is_file()
+        has_checkpoint = self.out is not None and checkpoint.exists(self.out)
         if has_checkpoint and not self.resume:
             raise ValueError(f"out={str(self.out)!r} already holds a checkpoint; resume it (resume=True, "
                              f"--resume) or choose another directory")
@@ -256,16 +256,13 @@ class _Run:
                 self.out.mkdir(parents=True, exist_ok=True)
                 (self.out / METRICS_NAME).unlink(missing_ok=True)
             return 0, self.dataset.start
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("format") != _STATE_FORMAT:
-            raise ValueError(f"{state_path}: unknown trainer_state format {state.get('format')!r}")
+        state = checkpoint.read_state(self.out)
         self._check_same_data(json.loads(state["data"]))
-        saved = type(self.module).from_pretrained(self.out)
-        self.module.load_state_dict(saved.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
+        folder = checkpoint.restore(self.out, state, self.module, self.optimizer)
         if self.is_main:
+            checkpoint.publish(folder, self.out)  # a run killed after its last commit left stale copies
             _truncate_metrics(self.out / METRICS_NAME, state["step"])
-        return int(state["step"]), int(state["next_row"])
+        return state["step"], state["next_row"]
 
     def _check_same_data(self, saved: dict) -> None:
         """Refuse to resume a checkpoint on other rows (another task, parameters, seed or source)."""
@@ -279,23 +276,13 @@ class _Run:
                              f"use the same data or another out directory")
 
     def _save(self, step: int, next_row: int) -> None:
-        """Write the checkpoint atomically per file (the ``hf/`` folder as a whole): weights first,
-        trainer state last."""
+        """Commit a checkpoint (atomic as a whole, see :mod:`procgen.train.checkpoint`); rank 0 only."""
         if not self.is_main or self.out is None:
             return
-        staging = self.out / ".checkpoint-staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        self.module.save_pretrained(staging)
-        if hasattr(self.module, "save_hf"):  # a procgen GPT; a transformers model's own folder already is HF's
-            self.module.save_hf(staging / HF_DIR)
-        state = {"format": _STATE_FORMAT, "step": step, "next_row": next_row, "optimizer": self.optimizer.state_dict(),
+        state = {"step": step, "next_row": next_row, "optimizer": self.optimizer.state_dict(),
                  "seed": self.seed, "world_size": self.world_size, "batch_size": self.dataset.batch_size,
                  "grad_accum": self.grad_accum, "data": json.dumps(self.dataset.describe(), default=str)}
-        torch.save(state, staging / STATE_NAME)
-        names = sorted(os.listdir(staging), key=lambda name: name == STATE_NAME)
-        for name in names:
-            _replace(staging / name, self.out / name)
-        staging.rmdir()
+        checkpoint.save(self.out, self.module, state)
         _plot_losses(self.out / METRICS_NAME, self.out / PLOT_NAME)
 
     def _record(self, record: dict) -> None:
@@ -453,22 +440,39 @@ def _adamw(model, lr: float, weight_decay: float, betas) -> torch.optim.AdamW:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas))
 
 
-def _replace(source: Path, target: Path) -> None:
-    """``os.replace`` that also replaces a directory (which POSIX refuses onto a non-empty one):
-    the old one is renamed aside first and removed after, so ``target`` is never half-written."""
-    if not source.is_dir() or not target.exists():
-        os.replace(source, target)
-        return
-    previous = target.with_name(f".{target.name}-previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    os.replace(target, previous)
-    os.replace(source, target)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
 def _step_seed(seed: int, step: int, rank: int) -> int:
     """Seed of the random state at ``step`` on ``rank`` (independent streams, never ``seed + step``)."""
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def check_device(device) -> torch.device:
+    """``device`` as a ``torch.device``; a one-line ValueError when it is no device name or the
+    device is not on this machine (``"cuda"`` without CUDA, ``"cuda:3"`` with two GPUs).
+
+    >>> check_device("cpu")
+    device(type='cpu')
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from None
+    if parsed.type == "cuda":  # checked without initialising CUDA (reproduce spawns its workers after this)
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ValueError(f"device {str(device)!r} is not available: torch.cuda.is_available() is False "
+                             f"(no CUDA GPU, driver or CUDA build of torch here)")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device {str(device)!r} is not available: this machine has {count} CUDA "
+                             f"device(s), cuda:0 to cuda:{count - 1}")
+    elif parsed.type == "meta":
+        raise ValueError("device 'meta' holds no data to train or evaluate; choose cpu or cuda")
+    elif parsed.type != "cpu":
+        try:
+            torch.empty(0, device=parsed)
+        except Exception as err:  # RuntimeError, AssertionError, NotImplementedError, by backend
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]
+            raise ValueError(f"device {str(device)!r} is not available: {reason}") from None
+    return parsed
 
 
 def _setup_distributed(device):
@@ -478,7 +482,7 @@ def _setup_distributed(device):
     if device is None:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() and world_size > 1 else (
             "cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    device = check_device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     distributed = world_size > 1 or (dist.is_available() and dist.is_initialized())

@@ -33,6 +33,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from procgen._files import atomic_open
+
 MODEL_TYPE = "procgen-gpt"
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -40,6 +42,12 @@ IGNORE_INDEX = -100  # label value that carries no loss (Hugging Face convention
 
 # GPT-2 keeps these as Conv1D, i.e. transposed relative to nn.Linear
 _CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used as it is: damaged, truncated, or not matching the
+    files it belongs with. The message names the file; ``procgen train`` reports it in one line
+    with exit status 1 (a bad file), where other ValueErrors exit 2 (a bad option)."""
 
 
 @dataclass
@@ -72,7 +80,8 @@ class GPTConfig:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
+        dropout = self.dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         for name in ("bias", "tie_embeddings"):
             if not isinstance(getattr(self, name), bool):
@@ -342,35 +351,40 @@ class GPT(nn.Module):
     def save_pretrained(self, directory) -> None:
         """Write ``model.safetensors`` and ``config.json`` (config fields + ``"model_type"``) to
         ``directory`` (created if needed). A tied ``lm_head.weight`` is stored once, as
-        ``transformer.wte.weight``."""
-        from safetensors.torch import save_file
+        ``transformer.wte.weight``. Each file is replaced whole (written beside it, then renamed),
+        so a reader never sees half a file and a file linked elsewhere is never changed in place."""
+        from safetensors.torch import save
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tied = self.config.tie_embeddings
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()
                  if not (tied and k == "lm_head.weight")}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        with atomic_open(directory / WEIGHTS_NAME) as handle:
+            handle.write(save(state, metadata={"format": "pt"}))
         config = {"model_type": MODEL_TYPE, **asdict(self.config)}
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        with atomic_open(directory / CONFIG_NAME, "w") as handle:
+            handle.write(json.dumps(config, indent=2) + "\n")
 
     @classmethod
     def from_pretrained(cls, directory) -> GPT:
-        """Load a model written by :meth:`save_pretrained` (float32 parameters, on the CPU)."""
-        from safetensors.torch import load_file
+        """Load a model written by :meth:`save_pretrained` (float32 parameters, on the CPU).
 
+        A missing file raises FileNotFoundError; a damaged or inconsistent one (not JSON, not a
+        safetensors file, a config whose sizes do not fit the weights) a :class:`CheckpointError`
+        (a ValueError) naming the file and what is wrong.
+        """
         directory = Path(directory)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"no {name} in {str(directory)!r}: not a procgen GPT checkpoint "
                                         f"(write one with GPT.save_pretrained)")
-        config = json.loads((directory / CONFIG_NAME).read_text())
-        model_type = config.pop("model_type", None)
-        if model_type != MODEL_TYPE:
-            raise ValueError(f"{directory / CONFIG_NAME}: model_type is {model_type!r}, expected {MODEL_TYPE!r}")
-        known = {f.name for f in fields(GPTConfig)}
-        model = cls(GPTConfig(**{k: v for k, v in config.items() if k in known}))
-        state = load_file(str(directory / WEIGHTS_NAME))
+        model = cls(_read_config(directory / CONFIG_NAME))
+        state = _read_weights(directory / WEIGHTS_NAME)
+        expected = model.state_dict()
+        if model.config.tie_embeddings:  # stored once, as transformer.wte.weight
+            del expected["lm_head.weight"]
+        _check_state_fits(state, expected, directory / WEIGHTS_NAME, directory / CONFIG_NAME)
         if model.config.tie_embeddings:
             state["lm_head.weight"] = state["transformer.wte.weight"]
         model.load_state_dict(state)
@@ -399,18 +413,19 @@ class GPT(nn.Module):
         >>> model.save_hf("runs/dyck/hf")                                   # doctest: +SKIP
         >>> AutoModelForCausalLM.from_pretrained("runs/dyck/hf")            # doctest: +SKIP
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = self._hf_state_dict()
         if self.config.tie_embeddings:
             del state["lm_head.weight"]  # tied: HF stores the shared matrix once, as the input embedding
-        save_file({k: v.detach().contiguous() for k, v in state.items()}, str(directory / WEIGHTS_NAME),
-                  metadata={"format": "pt"})
+        with atomic_open(directory / WEIGHTS_NAME) as handle:  # replaced whole, like save_pretrained's files
+            handle.write(save({k: v.detach().contiguous() for k, v in state.items()}, metadata={"format": "pt"}))
         dtype = str(self.transformer.wte.weight.dtype).removeprefix("torch.")
         config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", **self._hf_config(), "dtype": dtype}
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        with atomic_open(directory / CONFIG_NAME, "w") as handle:
+            handle.write(json.dumps(config, indent=2) + "\n")
 
     def _hf_config(self) -> dict:
         """Keyword arguments of the equivalent ``transformers.GPT2Config``."""
@@ -458,6 +473,55 @@ class GPT(nn.Module):
         model.load_state_dict(state_dict_from_hf(hf_model.state_dict()))
         weight = next(hf_model.parameters())
         return model.to(device=weight.device, dtype=weight.dtype).train(hf_model.training)
+
+
+def _read_config(path: Path) -> GPTConfig:
+    """The :class:`GPTConfig` in a ``config.json`` written by :meth:`GPT.save_pretrained`."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of config fields, got {type(config).__name__}")
+    model_type = config.get("model_type")
+    if model_type != MODEL_TYPE:
+        raise CheckpointError(f"{path}: model_type is {model_type!r}, expected {MODEL_TYPE!r}")
+    if "vocab_size" not in config:
+        raise CheckpointError(f"{path}: vocab_size is missing")
+    known = {f.name for f in fields(GPTConfig)}
+    try:
+        return GPTConfig(**{k: v for k, v in config.items() if k in known})
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+def _read_weights(path: Path) -> dict:
+    """The tensors of a safetensors file; CheckpointError for a damaged one."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as err:  # SafetensorError, and whatever a damaged header makes the parser raise
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
+
+
+def _check_state_fits(state: dict, expected: dict, weights_path: Path, config_path: Path) -> None:
+    """CheckpointError naming both files when the weights do not fit the model the config describes."""
+    missing = [name for name in expected if name not in state]  # in the model's order: the embeddings first
+    unexpected = [name for name in state if name not in expected]
+    wrong = [name for name in expected if name in state and state[name].shape != expected[name].shape]
+    if missing:
+        problem = f"it has no tensor {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+    elif unexpected:
+        problem = f"it has an extra tensor {unexpected[0]}" + \
+            (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+    elif wrong:
+        name = wrong[0]
+        problem = f"{name} has shape {tuple(state[name].shape)}, the config needs {tuple(expected[name].shape)}"
+    else:
+        return
+    raise CheckpointError(f"{weights_path} does not fit {config_path}: {problem}")
 
 
 def state_dict_to_hf(state_dict: dict) -> dict:

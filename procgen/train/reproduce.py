@@ -173,6 +173,9 @@ EXPERIMENTS = (
                   reference=(("mean", 89.3),)),
     ), summary="a model assembled from two warm-ups, averaged over four diagnostics"),
 )
+# the decisive haystack rows alone, for the paper's full budget (same run keys as "haystack")
+EXPERIMENTS += (dataclasses.replace(EXPERIMENTS[0], name="haystack_decisive", conditions=EXPERIMENTS[0].conditions[:2],
+                                    summary="no warm-up vs Dyck, the decisive haystack rows"),)
 # the paper's haystack has 30 pairs, which a 2_4_16 model does not learn within a CPU budget (see
 # docs/results.md); the same conditions on a 2-pair haystack show what a small budget can resolve
 EXPERIMENTS += tuple(
@@ -393,6 +396,7 @@ class _Runner:
                             progress=self.progress, device=self.device, shuffle_tokens=warmup.shuffle_tokens,
                             log_every=max(1, steps // 50))
             (directory / "trainer_state.pt").unlink(missing_ok=True)  # only the weights are needed
+            shutil.rmtree(directory / "checkpoints", ignore_errors=True)  # hard links to the top-level files
             model = summary["model"].cpu()
             accuracy = warmup_accuracy(model, warmup.task, params) if not warmup.shuffle_tokens else None
             record_path.write_text(json.dumps({**spec, "final_loss": summary["loss"], "heldout_accuracy": accuracy,
@@ -681,7 +685,8 @@ def results_table(experiments, records, budget: Budget, seeds: int) -> str:
              "after the first, the stop token and the pad after it); (ref x) is the paper's number. "
              "\"all tokens\": every answer token scored.", "",
              f"Budget: warm-up {budget.warmup_steps} steps × {budget.warmup_batch_size} rows at lr "
-             f"{budget.warmup_lr:g}; fine-tune {budget.finetune_steps} steps × {budget.finetune_batch_size} rows "
+             f"{budget.warmup_lr:g} ({_warmup_lr_warmup(budget)} lr warm-up steps; per-task recipes: "
+             f"{WARMUP_RECIPES or 'none'}); fine-tune {budget.finetune_steps} steps × {budget.finetune_batch_size} rows "
              f"at lr {budget.finetune_lr:g}; {budget.lr_warmup_steps} lr warm-up steps, cosine, weight decay "
              f"{budget.weight_decay:g}, AdamW betas {tuple(budget.betas)}, cosine floor {budget.min_lr_ratio:g}; "
              f"{'untied' if not budget.tie_embeddings else 'tied'} embeddings, loss on "
@@ -750,8 +755,8 @@ def plot_results(experiments, records, out: Path) -> list[Path]:
         ax.set_xticks(range(len(keys)), [k.replace("_", " ") for k in keys])
         ax.set_ylim(0, 100)
         ax.set_ylabel("accuracy (%)")
-        ax.set_title(f"{experiment.name} ({_describe(experiment)}): solid = official scoring, "
-                     f"hatched = all answer tokens, black = paper", fontsize=10)
+        ax.set_title(f"{experiment.name} ({_describe(experiment)})\nsolid: official scoring, "
+                     f"hatched: all answer tokens, black: paper", fontsize=10)
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
         figure.tight_layout()
         path = out / f"results-{experiment.name}.png"
