@@ -8,6 +8,22 @@ import re
 import socket
 
 
+def as_path(value, name: str, what: str) -> str:
+    """``value`` as a ``str`` path, or a one-line ValueError naming the parameter ``name``.
+
+    >>> as_path(None, "path", "a dataset folder")
+    Traceback (most recent call last):
+    ValueError: path must be a path (str or os.PathLike) to a dataset folder; got None
+    """
+    try:
+        text = os.fspath(value)
+    except TypeError:
+        text = None
+    if not isinstance(text, str):  # None, a number, bytes...
+        raise ValueError(f"{name} must be a path (str or os.PathLike) to {what}; got {value!r}")
+    return text
+
+
 def writer_id() -> str:
     """``host-pid``: tells apart temp files of concurrent writers (also across machines)."""
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"

@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 from procgen import _workers
-from procgen._files import atomic_open
+from procgen._files import as_path, atomic_open
 from procgen._rng import base_key, check_seed, check_split
 from procgen.api import check_count, rows_for_tokens
 from procgen.batch import Batch
@@ -872,7 +872,7 @@ def read_manifest(path) -> dict:
     >>> read_manifest("data/dyck")["num_rows"]   # doctest: +SKIP
     10000000
     """
-    path = os.fspath(path)
+    path = as_path(path, "path", "a procgen dataset folder")
     if not os.path.isdir(path):
         raise DatasetError(f"no procgen dataset at {path!r}: not a directory", path, reason="missing")
     manifest_path = os.path.join(path, MANIFEST_NAME)
@@ -1109,7 +1109,7 @@ def load(path):
     """
     import datasets
 
-    path = os.fspath(path)
+    path = as_path(path, "path", "a procgen dataset folder")
     manifest = read_manifest(path)
     _check_state(path, manifest, ("_data_files", "_split"))
     _check_info(path, manifest)
@@ -1372,7 +1372,7 @@ def validate(path, progress: bool = False) -> dict:
     """
     from tqdm.auto import tqdm
 
-    path = os.fspath(path)
+    path = as_path(path, "path", "a procgen dataset folder")
     manifest = read_manifest(path)  # every field checked: shard row ranges are contiguous, names plain
     spec = get_task(manifest["task"])
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}

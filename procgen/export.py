@@ -36,7 +36,7 @@ import shutil
 import click
 import numpy as np
 
-from procgen._files import atomic_open, writer_id
+from procgen._files import as_path, atomic_open, writer_id
 from procgen.dataset import iter_batches, read_manifest
 
 FORMATS = ("bin", "parquet", "jsonl")
@@ -103,7 +103,7 @@ def export(path, out, format: str = "bin", dtype: str | None = None, tokens: str
         raise ValueError(f"tokens applies to format 'jsonl' only; got tokens={tokens!r} with format={format!r}")
     if format == "bin":
         dtype = check_bin_dtype(dtype)
-    path = _as_path(path, "path", "a procgen dataset folder")
+    path = as_path(path, "path", "a procgen dataset folder")
     out = _check_out(out, format, path)
     manifest = read_manifest(path)
     _check_targets(out, format, manifest["split"])
@@ -168,20 +168,9 @@ def nanogpt_meta(manifest: dict) -> dict:
 
 # --- output paths and errors --------------------------------------------------------------------
 
-def _as_path(value, name: str, what: str) -> str:
-    """``value`` as a ``str`` path, or ValueError naming the parameter ``name``."""
-    try:
-        text = os.fspath(value)
-    except TypeError:
-        text = None
-    if not isinstance(text, str):  # None, a number, bytes...
-        raise ValueError(f"{name} must be a path (str or os.PathLike) to {what}; got {value!r}")
-    return text
-
-
 def _check_out(out, format: str, path: str) -> str:
     """``out`` as a string, refused (ValueError) if it has the wrong kind for ``format``."""
-    out = _as_path(out, "out", "the file or folder to write")
+    out = as_path(out, "out", "the file or folder to write")
     if not out.strip():
         raise ValueError(f"out must be a non-empty path; got {out!r}")
     if format == "parquet":

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import click
 
+from procgen._files import as_path
 from procgen.dataset import DatasetError, iter_batches, read_manifest, validate
 
 DEFAULT_CONFIG = "default"
@@ -183,7 +184,7 @@ def push(path, repo_id: str, private: bool = False, token: str | None = None, co
     >>> push("data/dyck", "me/dyck-k4", config_name="k4")   # doctest: +SKIP
     'https://huggingface.co/datasets/me/dyck-k4/commit/3f1c...'
     """
-    path = os.fspath(path)
+    path = as_path(path, "path", "a procgen dataset folder")
     repo_id = _check_repo_id(repo_id)
     config = _check_config_name(config_name)
     license = _check_license(license)

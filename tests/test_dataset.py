@@ -985,3 +985,11 @@ def test_any_edit_of_one_manifest_field_is_a_dataset_error_or_harmless(tmp_path_
                 assert "\n" not in str(err)
 
     check()
+
+
+@pytest.mark.parametrize("function", ["load", "validate", "info", "push"])
+@pytest.mark.parametrize("bad", [None, 5, 2.5])
+def test_a_path_that_is_not_a_path_is_one_line_naming_the_parameter(function, bad):
+    arguments = (bad, "user/repo") if function == "push" else (bad,)
+    with pytest.raises(ValueError, match=r"^path must be a path \(str or os.PathLike\) to a procgen dataset folder"):
+        getattr(procgen, function)(*arguments)
