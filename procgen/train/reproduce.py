@@ -470,12 +470,12 @@ class _Runner:
             if condition.shuffle_weights:
                 source = _copy(source)
                 shuffle_weights(source, components, seed=_derived_seed(seed, "shuffle_weights"))
-            donors[",".join(components)] = source
+            donors.update({component: source for component in components})
         # official: token embeddings are the donor's mean only when everything is transferred
         embeddings = "mean" if everything or not self.budget.official_model else "keep"
-        if len(donors) == 1:
-            (components, source), = donors.items()
-            transfer(source, model, components.split(","), embeddings=embeddings)
+        if len({id(source) for source in donors.values()}) == 1:
+            source = next(iter(donors.values()))
+            transfer(source, model, list(donors), embeddings=embeddings)
         elif donors:
             assemble(donors, into=model, embeddings=embeddings)
 
