@@ -47,9 +47,9 @@ GRID = [
     ("eca", {}, 2000, 3e-3),
     ("eca", {}, 4000, 3e-3),
     # second round, added after the first showed set, identity and eca unlearned at 4000 steps
+    ("eca", {}, 8000, 3e-3),
     ("identity", {}, 8000, 3e-3),
     ("set", {}, 8000, 3e-3),
-    ("eca", {}, 8000, 3e-3),
 ]
 
 
