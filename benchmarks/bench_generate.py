@@ -2,17 +2,19 @@
 
 Usage::
 
-    python -m benchmarks.bench_generate                 # every task with a reference
+    python -m benchmarks.bench_generate                 # every registered task with a reference
     python -m benchmarks.bench_generate --tasks dyck dyck_shuffle --repeats 7
 
 For each task: procgen tokens/s (median of ``--repeats`` calls on one core, after a warm-up call
 that compiles the kernel) and the plain-Python reference process (``benchmarks/reference_*.py``)
 at the same parameters, and their ratio. Targets (DESIGN §8): >= 100 M tokens/s and >= 100x.
+The tasks come from the registry; one without a plain-Python reference is skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import pkgutil
 import random
@@ -21,11 +23,15 @@ import time
 from pathlib import Path
 
 import procgen
-from procgen.tasks import available_tasks
+from procgen.tasks import available_tasks, get_task
 
 
 def reference_processes() -> dict:
-    """Merge the ``REFERENCE`` dicts of every ``benchmarks/reference_*.py`` module."""
+    """Merge the ``REFERENCE`` dicts of every ``benchmarks/reference_*.py`` module.
+
+    Each maps a task name to ``(function, params)``: the plain-Python process and the parameters it
+    is timed at (procgen runs at the same ones).
+    """
     merged = {}
     folder = Path(__file__).parent
     for module in pkgutil.iter_modules([str(folder)]):
@@ -76,6 +82,13 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def task_params(task: str, references: dict) -> dict:
+    """The parameters ``task`` is measured at: its reference's, else the task's ``example_params``."""
+    if task in references:
+        return dict(references[task][1])
+    return copy.deepcopy(get_task(task).example_params)
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="*", help="tasks to measure (default: all with a reference)")
@@ -85,11 +98,14 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
 
     references = reference_processes()
-    names = args.tasks or [t for t in available_tasks() if t in references]
     rows = []
-    for task in names:
-        reference, params = references.get(task, (None, {}))
-        rows.append(bench_task(task, reference, dict(params), args.repeats, args.tokens, args.ref_seconds))
+    for task in args.tasks or available_tasks():
+        if task not in references:
+            print(f"  skipped {task}: no plain-Python reference in benchmarks/reference_*.py", flush=True)
+            continue
+        reference = references[task][0]
+        rows.append(bench_task(task, reference, task_params(task, references), args.repeats, args.tokens,
+                               args.ref_seconds))
         print(f"  measured {task}", flush=True)
     print(format_table(rows))
     return rows

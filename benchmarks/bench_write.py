@@ -66,11 +66,10 @@ def profile(n: int) -> None:
     """Split one in-process write into generation, Arrow serialisation, sha256 and fsync."""
     import hashlib
 
-    import numpy as np
     import pyarrow as pa
 
     import procgen
-    from procgen import dataset
+    from procgen import _arrow, _shards
     from procgen._rng import base_key
     from procgen.tasks import get_task
 
@@ -78,8 +77,8 @@ def profile(n: int) -> None:
     params = spec.resolve_params({"k": 4, "length": 64})
     dtype = spec.token_dtype(params)
     base = base_key(0, "dyck", "train")
-    chunk = dataset._CHUNK_TOKENS // 64
-    schema = dataset._arrow_schema(dtype)
+    chunk = _shards.CHUNK_TOKENS // 64
+    schema = _arrow.arrow_schema(dtype)
     spec.kernel(base, 0, 10, params, dtype)  # compile / load the cache
     times = dict.fromkeys(("generate", "arrow write", "sha256", "fsync"), 0.0)
     with tempfile.TemporaryDirectory() as directory:
@@ -90,7 +89,7 @@ def profile(n: int) -> None:
                 t0 = time.perf_counter()
                 tokens, offsets, answer_start = spec.kernel(base, lo, min(chunk, n - lo), params, dtype)
                 t1 = time.perf_counter()
-                writer.write_batch(dataset._record_batch(tokens, offsets, answer_start, schema))
+                writer.write_batch(_arrow.record_batch(tokens, offsets, answer_start, schema))
                 t2 = time.perf_counter()
                 digest.update(tokens)
                 t3 = time.perf_counter()

@@ -34,16 +34,13 @@ import time
 from pathlib import Path
 
 import procgen
-from benchmarks.bench_generate import bench_task, reference_processes
+from benchmarks.bench_generate import bench_task, reference_processes, task_params
 from benchmarks.bench_write import peak_rss_mb, run_once
 from procgen.tasks import available_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
 IMAGES = ROOT / "docs" / "img"
-
-# Parameters for tasks without a reference process whose defaults cannot generate.
-EXTRA_PARAMS = {"mix": {"spec": {"tasks": {"set": {"weight": 0.5}, "union": {"weight": 0.5}}}}}
 
 FULL = {"gen_tokens": 3e7, "write_tokens": 5e8, "write_repeats": 2, "ref_seconds": 1.0, "scaling_max": 1e8}
 QUICK = {"gen_tokens": 5e6, "write_tokens": 2e7, "write_repeats": 1, "ref_seconds": 0.3, "scaling_max": 1e7}
@@ -189,7 +186,7 @@ def format_page(rows, points, import_s, info, command, note, settings) -> str:
         f"numpy {info['numpy']}, numba {info['numba']}, procgen {info['procgen']}.{load_text}", "",
     ]
     if note:
-        lines += [f"!!! note", f"    {note}", ""]
+        lines += ["!!! note", f"    {note}", ""]
     lines += [
         "## Every task", "",
         "- **procgen M tok/s**: `procgen.generate` in memory, one core, median of the timed calls after a "
@@ -209,9 +206,9 @@ def format_page(rows, points, import_s, info, command, note, settings) -> str:
         format_table(rows), "",
         "![Throughput per task, log scale](img/benchmarks.png)", "",
         "## Scaling", "",
-        f"`dyck` at its defaults (k=4, 64 tokens per row): time to generate n rows, streamed with "
-        f"`procgen.stream` in batches of bounded size (memory stays flat), median of up to 20 runs for "
-        f"small n. The cost is linear in n.", "",
+        "`dyck` at its defaults (k=4, 64 tokens per row): time to generate n rows, streamed with "
+        "`procgen.stream` in batches of bounded size (memory stays flat), median of up to 20 runs for "
+        "small n. The cost is linear in n.", "",
         format_scaling(points), "",
         "![Time vs rows, log-log](img/scaling.png)", "",
     ]
@@ -279,8 +276,8 @@ def measure(tasks: list[str], settings: dict, repeats: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="procgen-bench-") as directory:
         for task in tasks:
-            reference, params = references.get(task, (None, EXTRA_PARAMS.get(task, {})))
-            params = dict(params)
+            reference = references.get(task, (None, None))[0]
+            params = task_params(task, references)  # the reference's parameters, else Task.example_params
             row = bench_task(task, reference, params, repeats, settings["gen_tokens"], settings["ref_seconds"])
             row["write"] = write_rates(task, params, settings["write_tokens"], settings["write_repeats"], directory)
             row["cold_s"], row["cached_s"] = first_call_seconds(task, params)

@@ -4,69 +4,29 @@ Writes ``docs/tasks/index.md`` and one ``docs/tasks/<task>.md`` per registered t
 the registry (``procgen.tasks.get_task``): summary, the task module's docstring, the parameter
 specs (default, allowed values, help), the token layout and the vocabulary (runs of ids collapsed
 by ``procgen.hub.vocab_table``, as on the Hub card) measured on generated rows,
-three rendered example rows (seed 0), the paper finding the task serves, and the relevant
-sections of ``docs/differences.md``. ``tests/test_docs.py`` regenerates the pages into a temporary
-directory and fails when the committed ones differ, so the pages cannot drift from the code.
+three rendered example rows (seed 0, ``Task.example_params``), the paper finding the task serves
+(``Task.finding``), and the sections of ``docs/differences.md`` it names (``Task.differences``).
+``tests/test_docs.py`` regenerates the pages into a temporary directory and fails when the
+committed ones differ, so the pages cannot drift from the code.
+
+mkdocs also loads this file as a hook (``hooks:`` in mkdocs.yml): :func:`on_config` lists every
+task page in the navigation after ``tasks/index.md``, so a new task needs no edit of mkdocs.yml.
 """
 
 from __future__ import annotations
 
-import importlib
+import copy
 import re
 import sys
 from pathlib import Path
 
 import procgen
 from procgen.hub import vocab_table
-from procgen.tasks import _MODULES, get_task, task_names
+from procgen.tasks import get_task, task_module, task_names
 
 DOCS = Path(__file__).resolve().parent
 EXAMPLE_ROWS = 3
 
-# Parameters used for the examples where the defaults cannot generate (mix needs a spec).
-EXAMPLE_PARAMS = {"mix": {"spec": {"tasks": {"set": {"weight": 0.5}, "union": {"weight": 0.5}}}}}
-
-# The paper finding each task serves (numbers: per-token answer accuracy, %, from the paper).
-_SEMANTIC = ("one of the procedural warm-up tasks that, front-loaded before C4/code/math pretraining, "
-             "let a model reach the same loss with 55–86% of the semantic data")
-FINDINGS = {
-    "dyck": "Warming a tiny transformer up on Dyck lifts needle-in-a-haystack recall from 11.3% "
-            "(random initialisation) to 96.9%; with the Dyck tokens shuffled (same tokens, no "
-            f"structure) it stays at 10.3%. Dyck is also {_SEMANTIC}.",
-    "dyck_shuffle": f"Shuffle-Dyck (types may interleave, one counter per type) is {_SEMANTIC}; "
-                    "it is the long-range variant of [dyck](dyck.md).",
-    "identity": f"Copying: {_SEMANTIC}.",
-    "reverse": f"Reversal: {_SEMANTIC}.",
-    "sort": f"Sorting is {_SEMANTIC}, and doubles as the sorting diagnostic (82.7% without warm-up).",
-    "set": f"SET is {_SEMANTIC}. Its attention layers carry the useful structure: transferring only "
-           "SET attention lifts haystack recall to 88.9% (the full model: 18.9%), and SET attention "
-           "assembled with ECA MLPs raises the mean over four diagnostics from 57.4% to 89.3%.",
-    "union": f"UNION is {_SEMANTIC}. A UNION warm-up lifts 5×5-digit multiplication from 42.7% to "
-             "63.5% (tokens-shuffled control: 48.4%).",
-    "delete": f"Deletion: {_SEMANTIC}.",
-    "stack": f"STACK (replaying push/pop operations) is {_SEMANTIC}.",
-    "eca": "An ECA (rule 110) warm-up lifts 10-digit reversed addition from 76.4% to 91.0% "
-           "(tokens-shuffled control: 65.0%); its MLP layers are the second donor of the best "
-           "assembled model (SET attention + ECA MLPs).",
-    "haystack": "Diagnostic probe: recall the value of a queried key among up to 30 pairs. 11.3% from a "
-                "random initialisation, 96.9% after a Dyck warm-up.",
-    "addition": "Diagnostic probe: 5-digit addition (59.1% without warm-up).",
-    "reversed_addition": "Diagnostic probe: 10-digit addition written least significant digit first "
-                         "(76.4% without warm-up, 91.0% after an ECA warm-up).",
-    "multiplication": "Diagnostic probe: 5×5-digit multiplication (42.7% without warm-up, 63.5% after "
-                      "a UNION warm-up).",
-    "mix": f"Mixtures of procedural tasks: the warm-up data is usually several tasks at once; each "
-           f"component is {_SEMANTIC.replace('one of the procedural warm-up tasks that', 'a task that')}.",
-}
-
-# Sections of docs/differences.md (by "##" heading) that concern each task family.
-DIFFERENCES = {
-    "dyck": ["Dyck and shuffle-Dyck"],
-    "dyck_shuffle": ["Dyck and shuffle-Dyck"],
-    **dict.fromkeys(["identity", "reverse", "sort", "set", "union", "delete", "stack"], ["Sequence tasks and STACK"]),
-    **dict.fromkeys(["eca", "haystack", "addition", "reversed_addition", "multiplication"], ["ECA and diagnostics"]),
-    "mix": [],
-}
 # A bullet of docs/differences.md whose bold lead names one of these words is about those tasks
 # only, and is left off the other tasks' pages.
 _BULLET_TOPICS = {
@@ -257,7 +217,7 @@ def differences_markdown(task: str) -> str:
     """The parts of docs/differences.md about ``task``, with links back to it."""
     sections = difference_sections()
     parts = []
-    for heading in DIFFERENCES[task]:
+    for heading in get_task(task).differences:
         link = f"../differences.md#{slug(heading)}"
         parts.append(f"From [Differences from the reference code: {heading}]({link}):")
         for sub, body in sections[heading]:
@@ -279,8 +239,8 @@ def differences_markdown(task: str) -> str:
 # --- pages ----------------------------------------------------------------------------------------
 
 def example_batch(name: str):
-    """The rows shown on a task's page: seed 0, default parameters (or ``EXAMPLE_PARAMS``)."""
-    return procgen.generate(name, EXAMPLE_ROWS, seed=0, **EXAMPLE_PARAMS.get(name, {}))
+    """The rows shown on a task's page: seed 0, the task's ``example_params`` (else the defaults)."""
+    return procgen.generate(name, EXAMPLE_ROWS, seed=0, **copy.deepcopy(get_task(name).example_params))
 
 
 def _param_table(task) -> list[str]:
@@ -346,15 +306,16 @@ def _usage(name: str) -> list[str]:
 def task_page(name: str) -> str:
     """The Markdown page of one task."""
     task = get_task(name)
-    module = importlib.import_module(_MODULES[name])
+    module = task_module(name)
     doc = (module.__doc__ or "").strip()
     batch = example_batch(name)
-    given = EXAMPLE_PARAMS.get(name)
+    given = task.example_params
     lines = [f"# `{name}`", "", f"{task.summary[0].upper()}{task.summary[1:]}.", ""]
     if task.notes:
         lines += [task.notes, ""]
-    lines += ["## Paper finding it serves", "", FINDINGS[name], "", "## Usage", "", *_usage(name), "",
-              "## Parameters", "", *_param_table(task), ""]
+    if task.finding:
+        lines += ["## Paper finding it serves", "", task.finding, ""]
+    lines += ["## Usage", "", *_usage(name), "", "## Parameters", "", *_param_table(task), ""]
     if name == "mix":
         lines += _spec_format()
     lines += ["## Token layout", "",
@@ -387,7 +348,8 @@ def index_page(names: list[str]) -> str:
         lines.append(f"| [{name}]({name}.md) | {cell(task.summary)} | {start} | {task.vocab_size(batch.params)} | "
                      f"{code(batch.tokens.dtype)} |")
     lines += ["", "`answer_start` and the vocabulary are those of the default parameters (for `mix`, the "
-              "example spec on its page)."]
+              "example spec on its page).", "",
+              "A new task is one module and nothing else: see [Adding a task](../adding-a-task.md)."]
     return "\n".join(lines) + "\n"
 
 
@@ -414,6 +376,32 @@ def write_pages(out: Path) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def task_nav() -> list[str]:
+    """The generated task pages, as mkdocs nav entries, in registry order."""
+    return [f"tasks/{name}.md" for name in task_names()]
+
+
+def on_config(config):
+    """mkdocs hook: list every task page after ``tasks/index.md`` in the navigation.
+
+    mkdocs.yml's nav names only the index (the hand-written part); the pages come from the registry,
+    in its order, so that a new task needs no edit there.
+    """
+    def expand(entries):
+        for i, entry in enumerate(entries):
+            if entry == "tasks/index.md":
+                listed = {e for e in entries if isinstance(e, str)}
+                entries[i + 1:i + 1] = [page for page in task_nav() if page not in listed]
+                return True
+            values = entry.values() if isinstance(entry, dict) else ()
+            if any(isinstance(value, list) and expand(value) for value in values):
+                return True
+        return False
+
+    expand(config["nav"])
+    return config
 
 
 def main(argv=None) -> None:

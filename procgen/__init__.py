@@ -15,7 +15,7 @@ import importlib
 import sys
 import types
 
-__version__ = "0.1.0"
+from procgen._version import __version__  # noqa: E402,F401
 
 
 class _Package(types.ModuleType):
@@ -75,7 +75,7 @@ __all__ = ["__version__", "tasks", *_EXPORTS]
 def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _registry._MODULES:
+    elif name in _registry.task_names():
         from procgen.api import task_function
 
         value = task_function(name)  # procgen.dyck, procgen.sort, ...: generated from the registry
@@ -86,4 +86,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS) | set(_registry._MODULES))
+    return sorted(set(globals()) | set(_EXPORTS) | set(_registry.task_names()))

@@ -5,6 +5,10 @@ Row ``i`` of ``(task, params, seed, split)`` is a pure function of those values 
 * :func:`base_key` derives one 64-bit key from ``(seed, task, split)`` with
   :class:`numpy.random.SeedSequence` (never ``seed + i`` arithmetic, which makes row ``i+1`` of
   seed ``s`` equal row ``i`` of seed ``s+1``).
+* :func:`derive_key` derives every other key (a mixture's component streams, the training loop's
+  per-step seeds, the token-shuffle control, the reproduction's seeds) from a seed and a *path*
+  of names and integers, with SeedSequence spawn keys: two different paths never give the same
+  key, and no derived key equals a :func:`base_key`.
 * Inside a kernel, :func:`row_state` turns ``(base, i)`` into the starting state of row ``i``'s own
   splitmix64 stream, and :func:`next_u64` advances it. :func:`row_length` draws a variable row
   length from a second, independent stream of the same row (:func:`length_bits`), so a two-pass
@@ -15,10 +19,13 @@ Nothing here depends on ``n``, shard boundaries, worker or thread counts, or cal
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from numba import int64, njit, uint64
 
-SPLITS = ("train", "validation", "test")
+from procgen._checks import SPLITS, check_seed, check_split  # noqa: F401 (re-exported: the seeding contract's checks)
+
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -28,9 +35,7 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S32 = np.uint64(32)
-_S11 = np.uint64(11)
 _ONE = np.uint64(1)
-_TWO53_INV = 1.0 / 9007199254740992.0  # 2**-53
 
 
 def base_key(seed: int, task: str, split: str = "train") -> int:
@@ -57,24 +62,53 @@ def base_key(seed: int, task: str, split: str = "train") -> int:
     return int(state[0])
 
 
-MAX_SEED = 2 ** 63 - 1  # seeds are stored as int64 (Arrow metadata, manifests read by other tools)
+_STR_TAG, _INT_TAG = 1, 2  # each path element: a tag, then a fixed number of words (prefix-free)
 
 
-def check_seed(seed) -> int:
-    """Return ``seed`` as an int in ``[0, 2**63 - 1]``, or raise ValueError naming that range."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be a non-negative integer (>= 0 and <= 2**63 - 1); got {seed!r}")
-    seed = int(seed)
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be a non-negative integer (>= 0 and <= 2**63 - 1); got {seed}")
-    return seed
+def derive_key(seed: int, *path) -> int:
+    """A 64-bit key for ``path`` under ``seed``: the one way procgen derives keys besides :func:`base_key`.
+
+    Each element of ``path`` (a ``str``, or an ``int`` in ``[0, 2**64)``) becomes a tag word and a
+    fixed number of 32-bit words (a string: its 128-bit BLAKE2b digest; an int: two words), and the
+    words form the spawn key of ``SeedSequence(seed, spawn_key=...)``: the numpy idiom for
+    independent child streams. Because every element has a fixed width, different paths give
+    different spawn keys (``("a", 0)`` is not ``("a",)``, ``("ab",)`` is not ``("a", "b")``), and a
+    spawn key is never the all-entropy input :func:`base_key` hashes. (Plain entropy lists alias:
+    ``SeedSequence([b, w]) == SeedSequence([b, w, 0])``, which once made a mixture component draw
+    the rows of a standalone task.)
+
+    Parameters
+    ----------
+    seed : int
+        A non-negative integer (a user seed, or another 64-bit key).
+    *path : str or int
+        What the key is for, outermost first, e.g. ``("component", "set")`` or ``("step", 10, 0)``.
+
+    >>> derive_key(0, "step", 1, 0) != derive_key(0, "step", 1)
+    True
+    """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    words = []
+    for part in path:
+        if isinstance(part, str):
+            digest = hashlib.blake2b(part.encode("utf-8"), digest_size=16).digest()
+            words += [_STR_TAG, *np.frombuffer(digest, dtype="<u4").tolist()]
+        elif isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_)) and 0 <= part < 1 << 64:
+            words += [_INT_TAG, int(part) & 0xFFFFFFFF, int(part) >> 32]
+        else:
+            raise ValueError(f"derive_key: path elements must be strings or integers in [0, 2**64); got {part!r}")
+    state = np.random.SeedSequence(int(seed), spawn_key=tuple(words)).generate_state(1, np.uint64)
+    return int(state[0])
 
 
-def check_split(split) -> int:
-    """Return the index of ``split`` in :data:`SPLITS`, or raise ValueError listing them."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-    return SPLITS.index(split)
+def derive_seed(seed: int, *path) -> int:
+    """:func:`derive_key` as a non-negative int64, for ``torch.manual_seed`` and other int64 seeds.
+
+    >>> 0 <= derive_seed(0, "step", 1, 0) < 2 ** 63
+    True
+    """
+    return derive_key(seed, *path) >> 1
 
 
 @njit(cache=True, inline="always")
@@ -114,12 +148,6 @@ def hi32(x):
 def lo32(x):
     """Lower 32 bits of a uint64."""
     return x & uint64(0xFFFFFFFF)
-
-
-@njit(cache=True, inline="always")
-def unit_float(x):
-    """Map 64 random bits to a float in ``[0, 1)`` with 53 bits of precision."""
-    return float(x >> _S11) * _TWO53_INV
 
 
 @njit(cache=True, inline="always")

@@ -11,7 +11,8 @@ with a misleading error. Like spawn (unlike fork) a helper inherits no numba/Ope
 Protocol over the helper's stdin/stdout (pickle frames: both ends are this program, started by
 this process; nothing from disk or the network is unpickled)::
 
-    parent -> helper   sys.path as one JSON line; (target, payload); then per claim: item or None
+    parent -> helper   sys.path as one JSON line; the registered task modules (a list of names or
+                       paths, procgen.tasks.registered()); (target, payload); then per claim: item or None
     helper -> parent   ("claim",) | ("progress", *counts) | ("error", exception)
 
 The helper's own stdout is pointed at stderr, so a stray print cannot corrupt the protocol.
@@ -35,6 +36,8 @@ import sys
 import threading
 import time
 from typing import Callable
+
+from procgen.tasks import register, registered
 
 _BOOTSTRAP = ("import sys, json; sys.path[:] = json.loads(sys.stdin.buffer.readline()); "
               "from procgen._workers import _helper_main; _helper_main()")  # argv[1]: this process's pid
@@ -132,6 +135,7 @@ class _Helper:
         process, reported = self._process, False
         try:
             process.stdin.write(json.dumps(sys.path).encode() + b"\n")
+            self._send(registered())  # tasks added by procgen.tasks.register, replayed in the helper
             self._send((target, payload))
             while True:
                 try:
@@ -193,6 +197,8 @@ def _helper_main() -> None:
         channel.flush()
 
     try:
+        for module in pickle.load(source):  # before the payload, which may name a registered task
+            register(module)
         target, payload = pickle.load(source)
         module, _, name = target.partition(":")
         function = getattr(__import__(module, fromlist=[name]), name)

@@ -6,43 +6,13 @@ import math
 import os
 from fractions import Fraction
 
-import numpy as np
 
-from procgen._rng import base_key, check_seed, check_split
+from procgen._checks import MAX_INDEX, check_count, check_seed, check_split  # noqa: F401 (re-exported)
+from procgen._rng import base_key
 from procgen.batch import Batch
 from procgen.tasks import get_task
 
-MAX_INDEX = 2 ** 63 - 1  # row indices, counts and seeds are int64 in kernels, Arrow and manifests
 _FALLBACK_MEMORY = 1 << 40  # the in-memory cap where the machine's memory cannot be read
-
-
-def _bound(value: int) -> str:
-    return "2**63 - 1" if value == MAX_INDEX else str(value)
-
-
-def check_count(value, name: str = "n", minimum: int = 1, maximum: int = MAX_INDEX) -> int:
-    """Return ``value`` as an int in ``[minimum, maximum]``; integral floats such as ``1e6`` are accepted.
-
-    The default ``maximum`` is ``2**63 - 1``: counts and row indices are int64 inside kernels, so a
-    larger value would overflow there (or wrap silently).
-
-    >>> check_count(1e6)
-    1000000
-    """
-    allowed = f"an integer >= {minimum} and <= {_bound(maximum)}"
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be {allowed}; got {value!r}")
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(value) or not float(value).is_integer():
-            raise ValueError(f"{name} must be {allowed} (floats such as 1e6 are allowed only when integral); "
-                             f"got {value!r}")
-        value = int(value)
-    if not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be {allowed}; got {value!r}")
-    value = int(value)
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be {allowed}; got {value}")
-    return value
 
 
 def memory_limit() -> int:

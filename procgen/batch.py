@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from procgen._arrow import record_batch
+
 IGNORE_INDEX = -100  # HF causal-LM convention: label positions the loss skips
 
 
@@ -162,16 +164,8 @@ class Batch:
         """
         import pyarrow as pa
 
-        values = pa.array(self.tokens)
-        if self.num_tokens < 2 ** 31:
-            input_ids = pa.ListArray.from_arrays(pa.array(self.offsets.astype(np.int32)), values)
-        else:
-            input_ids = pa.LargeListArray.from_arrays(pa.array(self.offsets), values)
-        columns = {"input_ids": input_ids, "answer_start": pa.array(self.answer_start)}
-        if self.row_task is not None:
-            columns["task"] = pa.DictionaryArray.from_arrays(pa.array(self.row_task, pa.int8()),
-                                                             pa.array(self.task_names, pa.string()))
-        return pa.table(columns)
+        return pa.Table.from_batches([record_batch(self.tokens, self.offsets, self.answer_start, None, self.row_task,
+                                                   None if self.row_task is None else self.task_names)])
 
     def to_hf(self):
         """A Hugging Face ``datasets.Dataset`` over :meth:`to_arrow` (no copy of the tokens)."""

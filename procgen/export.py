@@ -33,9 +33,9 @@ import pickle
 import re
 import shutil
 
-import click
 import numpy as np
 
+from procgen._checks import check_choice
 from procgen._files import as_path, atomic_open, writer_id
 from procgen.dataset import iter_batches, read_manifest
 
@@ -93,10 +93,8 @@ def export(path, out, format: str = "bin", dtype: str | None = None, tokens: str
     >>> export("data/dyck", "pq/dyck", format="parquet")                       # doctest: +SKIP
     >>> datasets.load_dataset("parquet", data_dir="pq/dyck")["train"]          # doctest: +SKIP
     """
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
-    if tokens not in TOKEN_STYLES:
-        raise ValueError(f"tokens must be one of {', '.join(TOKEN_STYLES)}; got {tokens!r}")
+    check_choice(format, "format", FORMATS)
+    check_choice(tokens, "tokens", TOKEN_STYLES)
     if dtype is not None and format != "bin":
         raise ValueError(f"dtype applies to format 'bin' only; got dtype={dtype!r} with format={format!r}")
     if tokens != "ids" and format != "jsonl":
@@ -120,9 +118,7 @@ def check_bin_dtype(dtype: str | None) -> str | None:
     >>> check_bin_dtype("uint16")
     'uint16'
     """
-    if dtype is not None and dtype not in BIN_DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(BIN_DTYPES)}; got {dtype!r}")
-    return dtype
+    return dtype if dtype is None else check_choice(dtype, "dtype", BIN_DTYPES)
 
 
 def bin_dtype(vocab_size: int, dtype: str | None = None) -> np.dtype:
@@ -343,38 +339,3 @@ def _export_jsonl(path, out, manifest, tokens) -> dict:
                 record["answer_start"] = int(batch.answer_start[i])
                 sink.write(json.dumps(record, separators=(",", ":")) + "\n")
     return {"format": "jsonl", "num_rows": manifest["num_rows"], "tokens": tokens}
-
-
-@click.command("export")
-@click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="bin", show_default=True,
-              help="bin: nanoGPT token file; parquet: folder that datasets.load_dataset reads; jsonl: one row a line")
-@click.option("--out", "-o", required=True, metavar="PATH",
-              help="bin/jsonl: the file to write; parquet: the folder to write")
-@click.option("--dtype", type=click.Choice(BIN_DTYPES), default=None,
-              help="bin token dtype [default: uint16, or uint32 above 65536 ids]")
-@click.option("--tokens", type=click.Choice(TOKEN_STYLES), default="ids", show_default=True,
-              help="jsonl: ids or printable token names")
-def export_command(directory, fmt, out, dtype, tokens):
-    """Export DIRECTORY for another trainer: nanoGPT .bin, Parquet or JSON lines.
-
-    bin writes every row's tokens back to back as uint16 (what nanoGPT's train.py memory-maps),
-    plus meta.pkl (vocab_size, itos, stoi) in the same folder, and row offsets and answer starts
-    beside the file. parquet writes OUT/data/<split>-0000k-of-0000N.parquet. Examples:
-
-    \b
-        procgen export data/dyck --out nanogpt/dyck/train.bin
-        procgen export data/dyck --format parquet --out pq/dyck
-        procgen export data/dyck --format jsonl --tokens names --out dyck.jsonl
-    """
-    summary = export(directory, out, format=fmt, dtype=dtype, tokens=tokens)
-    if fmt == "bin":
-        meta = os.path.join(os.path.dirname(out), META_NAME)
-        click.echo(f"wrote {out} ({summary['num_rows']:,} rows, {summary['num_tokens']:,} tokens, "
-                   f"{summary['dtype']}) and {meta}")
-    elif fmt == "parquet":
-        files = len(summary["files"])
-        click.echo(f"wrote {files} Parquet file{'s' * (files != 1)} ({summary['num_rows']:,} rows) to "
-                   f"{os.path.join(out, 'data')}")
-    else:
-        click.echo(f"wrote {out} ({summary['num_rows']:,} rows)")

@@ -90,14 +90,8 @@ def to_iterable_dataset(task: str, seed: int = 0, split: str = "train", n=None, 
 
     Parameters
     ----------
-    task : str
-        Registered task name.
-    seed : int, default 0
-    split : {"train", "validation", "test"}, default "train"
-    n : int or None, default None
-        Total rows; None streams forever.
-    start : int, default 0
-        Global index of the first row.
+    task, seed, split, n, start, **params
+        As in :func:`stream`: the rows are ``stream``'s (``n=None``: forever).
     num_shards : int, default 64
         Number of shards, in ``[1, 100000]``. With ``n`` rows, shard ``s`` holds the contiguous rows
         ``start + [s*n//num_shards, (s+1)*n//num_shards)``, so one process reading every shard in
@@ -107,8 +101,6 @@ def to_iterable_dataset(task: str, seed: int = 0, split: str = "train", n=None, 
         64 divides evenly among 1, 2, 4, ... 64 consumers (ranks x workers per rank); when the
         number of ranks does not divide it, ``split_dataset_by_node`` falls back to every rank
         generating every row and keeping a share, so pick a multiple of your world size.
-    **params
-        Task parameters (checked before the first row is produced).
 
     Example
     -------

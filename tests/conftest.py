@@ -27,3 +27,19 @@ def hub_server(tmp_path_factory, monkeypatch):
     server.patch_client(monkeypatch)
     yield server
     server.stop()
+
+
+def run_cli(*args):
+    """Run ``procgen ARGS`` in-process; the result keeps stdout and stderr apart (``.stdout``, ``.stderr``).
+
+    Test modules import it (``from conftest import run_cli``); arguments may be paths or numbers.
+    """
+    from click.testing import CliRunner
+
+    from procgen.cli import cli
+
+    try:  # click < 8.2 mixes stderr into stdout unless told not to
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:
+        runner = CliRunner()
+    return runner.invoke(cli, [str(a) for a in args])

@@ -14,18 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import run_cli
 
 import procgen
-from procgen import cli as cli_module
 from procgen.cli import LazyGroup, ProcgenGroup, cli
-
-
-def run(*args):
-    try:  # click < 8.2 mixes stderr into stdout unless told not to
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args])
 
 
 def assert_one_line_error(result, code: int, *needles: str):
@@ -57,7 +49,7 @@ def recorded_write(monkeypatch):
 # --- list / help / version ----------------------------------------------------------------------
 
 def test_list_shows_tasks_parameters_defaults_and_ranges():
-    result = run("list")
+    result = run_cli("list")
     assert result.exit_code == 0, result.stderr
     blocks = {block.split(":", 1)[0]: block for block in result.stdout.split("\n\n")}
     assert {"dyck", "dyck_shuffle"} <= set(blocks)
@@ -73,7 +65,7 @@ def test_list_shows_tasks_parameters_defaults_and_ranges():
 def test_list_json_is_the_whole_registry():
     from procgen.tasks import available_tasks, get_task
 
-    result = run("list", "--json")
+    result = run_cli("list", "--json")
     assert result.exit_code == 0, result.stderr
     listing = json.loads(result.stdout)
     assert list(listing) == available_tasks()
@@ -96,7 +88,7 @@ def _help_commands():
     commands = [[]] + [[name] for name in cli.list_commands(None)]
     commands += [["generate", name] for name in procgen.tasks()]
     try:
-        from procgen.train.cli import train
+        from procgen.cli.train import train
     except ImportError:
         pass
     else:
@@ -106,7 +98,7 @@ def _help_commands():
 
 def test_no_help_shows_raw_rst():
     for command in _help_commands():
-        result = run(*command, "--help")
+        result = run_cli(*command, "--help")
         if command == ["bench"] and result.exit_code == 2:  # no source checkout: nothing to show
             continue
         assert result.exit_code == 0, (command, result.stderr)
@@ -122,23 +114,23 @@ def test_overwrite_error_names_the_flag_in_the_cli_and_the_argument_in_python(tm
     with pytest.raises(ValueError, match=r"pass overwrite=True") as raised:
         procgen.write("dyck", out, n=11, progress=False, length=4)
     assert "--overwrite" not in str(raised.value)
-    line = assert_one_line_error(run("generate", "dyck", "-n", "11", "--length", "4", "--out", out), 2,
+    line = assert_one_line_error(run_cli("generate", "dyck", "-n", "11", "--length", "4", "--out", out), 2,
                                  "already holds a different procgen dataset", "pass --overwrite")
     assert "overwrite=True" not in line
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    line = assert_one_line_error(run("generate", "dyck", "-n", "5", "--out", tmp_path / "other"), 2,
+    line = assert_one_line_error(run_cli("generate", "dyck", "-n", "5", "--out", tmp_path / "other"), 2,
                                  "not empty", "--overwrite")
     assert "overwrite=True" not in line
-    line = assert_one_line_error(run("generate", "dyck", "-n", "11", "--length", "4", "--out", out, "--shards", "2",
+    line = assert_one_line_error(run_cli("generate", "dyck", "-n", "11", "--length", "4", "--out", out, "--shards", "2",
                                      "--shard-index", "0", "--overwrite"), 2,
                                  "--overwrite cannot be combined with --shard-index")
     assert "overwrite=True" not in line
-    assert run("generate", "dyck", "-n", "11", "--length", "4", "--out", out, "--overwrite", "-q").exit_code == 0
+    assert run_cli("generate", "dyck", "-n", "11", "--length", "4", "--out", out, "--overwrite", "-q").exit_code == 0
 
 
 def test_generate_task_help_lists_task_parameters():
-    result = run("generate", "dyck", "--help")
+    result = run_cli("generate", "dyck", "--help")
     assert result.exit_code == 0, result.stderr
     text = result.stdout
     for option in ("-n, --rows", "--out", "--shards", "--workers", "--seed", "--split", "--max-depth", "--p-open",
@@ -151,18 +143,19 @@ def test_generate_task_help_lists_task_parameters():
 
 
 def test_generate_help_lists_tasks_and_version():
-    result = run("generate", "--help")
+    result = run_cli("generate", "--help")
     assert result.exit_code == 0 and "dyck_shuffle" in result.stdout
-    version = run("--version")
+    version = run_cli("--version")
     assert version.exit_code == 0 and procgen.__version__ in version.stdout
-    bare = run()
+    bare = run_cli()
     assert bare.exit_code == 0 and "generate" in bare.stdout and bare.stderr == ""
 
 
 def test_splits_match_the_seeding_contract():
     from procgen._rng import SPLITS
 
-    assert cli_module.SPLITS == SPLITS
+    split = next(p for p in cli.get_command(None, "generate").get_command(None, "dyck").params if p.name == "split")
+    assert tuple(split.type.choices) == SPLITS
 
 
 # --- parameter parsing --------------------------------------------------------------------------
@@ -180,7 +173,7 @@ def test_splits_match_the_seeding_contract():
     ("dyck_shuffle", ["--closed", "TRUE"], {"closed": True}),
 ])
 def test_task_parameters_are_parsed_from_their_specs(recorded_write, tmp_path, task, args, expected):
-    result = run("generate", task, "-n", "10", "--out", tmp_path / "d", "--quiet", *args)
+    result = run_cli("generate", task, "-n", "10", "--out", tmp_path / "d", "--quiet", *args)
     assert result.exit_code == 0, result.stderr
     (call,) = recorded_write
     params = {k: v for k, v in call.items()
@@ -191,7 +184,7 @@ def test_task_parameters_are_parsed_from_their_specs(recorded_write, tmp_path, t
 
 
 def test_generic_options_reach_write(recorded_write, tmp_path):
-    result = run("generate", "dyck", "-n", "1e3", "--out", tmp_path / "d", "--shards", "4", "--workers", "2",
+    result = run_cli("generate", "dyck", "-n", "1e3", "--out", tmp_path / "d", "--shards", "4", "--workers", "2",
                  "--seed", "7", "--split", "validation", "--shard-index", "1", "--overwrite", "--quiet")
     assert result.exit_code == 0, result.stderr
     (call,) = recorded_write
@@ -199,7 +192,7 @@ def test_generic_options_reach_write(recorded_write, tmp_path):
     assert (call["n"], call["shards"], call["workers"], call["seed"]) == (1000, 4, 2, 7)
     assert type(call["n"]) is int
     assert (call["split"], call["shard_index"], call["overwrite"], call["progress"]) == ("validation", 1, True, False)
-    run("generate", "dyck", "-n", "5", "--out", tmp_path / "e")
+    run_cli("generate", "dyck", "-n", "5", "--out", tmp_path / "e")
     assert recorded_write[1]["shards"] is None and recorded_write[1]["progress"] is True
     assert (recorded_write[1]["workers"], recorded_write[1]["seed"], recorded_write[1]["split"]) == (1, 0, "train")
 
@@ -213,7 +206,7 @@ def test_multiple_valued_parameter_takes_a_comma_separated_list(recorded_write, 
     spec = next(p for p in get_task(task).params if p.multiple)
     values = [spec.default, spec.default] if not isinstance(spec.default, tuple) else list(spec.default) * 2
     flag = "--" + spec.name.replace("_", "-")
-    result = run("generate", task, "-n", "3", "--out", tmp_path / "d", "--quiet", flag,
+    result = run_cli("generate", task, "-n", "3", "--out", tmp_path / "d", "--quiet", flag,
                  ",".join(str(v) for v in values))
     assert result.exit_code == 0, result.stderr
     assert recorded_write[0][spec.name] == tuple(values)
@@ -244,12 +237,12 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, needles):
     out = tmp_path / "d"
     if args[0] == "generate" and args[1] != "nope":
         args = [*args[:2], "--out", str(out), *args[2:]]
-    assert_one_line_error(run(*args), 2, *needles)
+    assert_one_line_error(run_cli(*args), 2, *needles)
     assert not out.exists()
 
 
 def test_missing_out_exits_2():
-    assert_one_line_error(run("generate", "dyck", "-n", "5"), 2, "--out")
+    assert_one_line_error(run_cli("generate", "dyck", "-n", "5"), 2, "--out")
 
 
 @pytest.mark.parametrize("args, needles", [
@@ -259,7 +252,7 @@ def test_missing_out_exits_2():
 ])
 def test_library_value_errors_exit_2_before_any_work(tmp_path, args, needles):
     out = tmp_path / "d"
-    assert_one_line_error(run("generate", args[0], "--out", out, *args[1:]), 2, *needles)
+    assert_one_line_error(run_cli("generate", args[0], "--out", out, *args[1:]), 2, *needles)
     assert not out.exists()
 
 
@@ -273,9 +266,9 @@ def test_interrupt_and_os_errors_are_one_line(monkeypatch, tmp_path):
         raise OSError(28, "No space left on device", str(tmp_path / "d"))
 
     monkeypatch.setattr(procgen.dataset, "write", interrupted)
-    assert_one_line_error(run("generate", "dyck", "-n", "5", "--out", tmp_path / "d"), 130, "interrupted")
+    assert_one_line_error(run_cli("generate", "dyck", "-n", "5", "--out", tmp_path / "d"), 130, "interrupted")
     monkeypatch.setattr(procgen.dataset, "write", disk_full)
-    assert_one_line_error(run("generate", "dyck", "-n", "5", "--out", tmp_path / "d"), 1, "No space left", "d")
+    assert_one_line_error(run_cli("generate", "dyck", "-n", "5", "--out", tmp_path / "d"), 1, "No space left", "d")
 
 
 # --- round trip on a real dataset ---------------------------------------------------------------
@@ -283,7 +276,7 @@ def test_interrupt_and_os_errors_are_one_line(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def dyck_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "dyck"
-    result = run("generate", "dyck", "-n", "60", "--out", out, "--shards", "2", "--seed", "3", "--k", "2",
+    result = run_cli("generate", "dyck", "-n", "60", "--out", out, "--shards", "2", "--seed", "3", "--k", "2",
                  "--length", "16", "--max-depth", "6")
     assert result.exit_code == 0, result.stderr
     assert "wrote 60 rows, 960 tokens in 2 shards" in result.stdout and "tokens/s" in result.stdout
@@ -302,11 +295,11 @@ def test_generated_rows_equal_the_in_memory_generator(dyck_dataset):
 
 
 def test_validate_info_show_on_a_good_dataset(dyck_dataset):
-    result = run("validate", dyck_dataset, "--quiet")
+    result = run_cli("validate", dyck_dataset, "--quiet")
     assert result.exit_code == 0, result.stderr
     assert "ok" in result.stdout and "60 rows" in result.stdout and result.stdout.count("\n") == 1
 
-    info = run("info", dyck_dataset)
+    info = run_cli("info", dyck_dataset)
     assert info.exit_code == 0, info.stderr
     fields = dict(line.split(":", 1) for line in info.stdout.splitlines())
     fields = {k.strip(): v.strip() for k, v in fields.items()}
@@ -315,15 +308,15 @@ def test_validate_info_show_on_a_good_dataset(dyck_dataset):
     assert fields["longest row"].startswith("16 tokens")  # a model's n_positions, read from the dataset
     assert "max_depth=6" in fields["params"] and fields["regenerate"].startswith("procgen generate dyck")
 
-    raw = run("info", dyck_dataset, "--json")
+    raw = run_cli("info", dyck_dataset, "--json")
     manifest = json.loads(raw.stdout)
     assert manifest["num_rows"] == 60 and manifest["params"]["k"] == 2
 
-    show = run("show", dyck_dataset, "-n", "3")
+    show = run_cli("show", dyck_dataset, "-n", "3")
     assert show.exit_code == 0, show.stderr
     expected = procgen.generate("dyck", 3, seed=3, k=2, length=16, max_depth=6)
     assert show.stdout.splitlines() == [f"[{i}] {expected.render(i)}" for i in range(3)]
-    assert len(run("show", dyck_dataset, "-n", "45").stdout.splitlines()) == 45  # spans both shards
+    assert len(run_cli("show", dyck_dataset, "-n", "45").stdout.splitlines()) == 45  # spans both shards
 
 
 def test_regenerate_command_rebuilds_the_same_dataset(dyck_dataset, tmp_path):
@@ -333,24 +326,24 @@ def test_regenerate_command_rebuilds_the_same_dataset(dyck_dataset, tmp_path):
     words = shlex.split(manifest["command"])
     words[words.index("--out") + 1] = str(tmp_path / "again")
     assert words[:2] == ["procgen", "generate"]
-    assert run(*words[1:], "--quiet").exit_code == 0
+    assert run_cli(*words[1:], "--quiet").exit_code == 0
     again = json.loads((tmp_path / "again" / "procgen.json").read_text())
     assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in manifest["shards"]]
 
 
 def test_shard_index_writes_one_shard_and_says_what_is_left(tmp_path):
     out = tmp_path / "d"
-    result = run("generate", "dyck", "-n", "40", "--out", out, "--shards", "4", "--shard-index", "2", "--length", "8")
+    result = run_cli("generate", "dyck", "-n", "40", "--out", out, "--shards", "4", "--shard-index", "2", "--length", "8")
     assert result.exit_code == 0, result.stderr
     assert "wrote shard 2 (10 rows, 80 tokens)" in result.stdout and "1 of 4 shards done" in result.stdout
-    assert_one_line_error(run("validate", out, "-q"), 1, "incomplete")
-    assert run("generate", "dyck", "-n", "40", "--out", out, "--shards", "4", "--length", "8", "-q").exit_code == 0
-    assert run("validate", out, "-q").exit_code == 0
+    assert_one_line_error(run_cli("validate", out, "-q"), 1, "incomplete")
+    assert run_cli("generate", "dyck", "-n", "40", "--out", out, "--shards", "4", "--length", "8", "-q").exit_code == 0
+    assert run_cli("validate", out, "-q").exit_code == 0
 
 
 def test_tokens_writes_at_least_that_many_and_reports_the_exact_count(tmp_path):
     out = tmp_path / "d"
-    result = run("generate", "dyck", "--tokens", "1e3", "--out", out, "--k", "2", "--length", "64")
+    result = run_cli("generate", "dyck", "--tokens", "1e3", "--out", out, "--k", "2", "--length", "64")
     assert result.exit_code == 0, result.stderr
     assert "wrote 16 rows, 1,024 tokens (--tokens 1,000) in 1 shard" in result.stdout  # ceil(1000 / 64) rows
     manifest = json.loads((out / "procgen.json").read_text())
@@ -361,12 +354,12 @@ def test_tokens_writes_at_least_that_many_and_reports_the_exact_count(tmp_path):
 
 @pytest.mark.parametrize("args", [["-n", "5", "--tokens", "100"], []])
 def test_rows_and_tokens_exactly_one_is_required(tmp_path, args):
-    assert_one_line_error(run("generate", "dyck", "--out", tmp_path / "d", *args), 2, "-n/--rows", "--tokens")
+    assert_one_line_error(run_cli("generate", "dyck", "--out", tmp_path / "d", *args), 2, "-n/--rows", "--tokens")
     assert not (tmp_path / "d").exists()
 
 
 def test_bad_tokens_exit_2(tmp_path):
-    assert_one_line_error(run("generate", "dyck", "--tokens", "0", "--out", tmp_path / "d"), 2, "--tokens", ">= 1")
+    assert_one_line_error(run_cli("generate", "dyck", "--tokens", "0", "--out", tmp_path / "d"), 2, "--tokens", ">= 1")
 
 
 @pytest.fixture
@@ -382,7 +375,7 @@ def test_validate_flipped_byte_exits_1(dataset_copy):
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
-    assert_one_line_error(run("validate", dataset_copy, "-q"), 1, "shard 1", "sha256")
+    assert_one_line_error(run_cli("validate", dataset_copy, "-q"), 1, "shard 1", "sha256")
 
 
 def test_validate_invalid_row_names_shard_row_reason_and_row(dataset_copy):
@@ -400,15 +393,15 @@ def test_validate_invalid_row_names_shard_row_reason_and_row(dataset_copy):
     shard.write_bytes(bytes(data))
     manifest["shards"][1]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
     manifest_path.write_text(json.dumps(manifest))
-    line = assert_one_line_error(run("validate", dataset_copy, "-q"), 1, "shard 1", f"row {row}", "token id")
+    line = assert_one_line_error(run_cli("validate", dataset_copy, "-q"), 1, "shard 1", f"row {row}", "token id")
     assert expected.render(row).split(" ", 1)[1] in line  # the rendered row, with the bad token shown
 
 
 def test_incomplete_dataset_exits_1_everywhere(dataset_copy):
     os.remove(dataset_copy / "procgen.json")
     for command in ("validate", "info", "show"):
-        assert_one_line_error(run(command, dataset_copy), 1, "incomplete")
-    assert_one_line_error(run("info", dataset_copy / "nowhere"), 1, "nowhere")
+        assert_one_line_error(run_cli(command, dataset_copy), 1, "incomplete")
+    assert_one_line_error(run_cli("info", dataset_copy / "nowhere"), 1, "nowhere")
 
 
 # --- lazy subcommands and bench -----------------------------------------------------------------
@@ -416,7 +409,7 @@ def test_incomplete_dataset_exits_1_everywhere(dataset_copy):
 def test_lazy_group_imports_on_demand_and_reports_missing_modules():
     group = ProcgenGroup(name="procgen", lazy={
         "ghost": ("procgen_no_such_module:command", "A command whose module is absent.", "pip install ghost"),
-        "tasks": ("procgen.cli:list_command", "Lazily imported listing.", ""),
+        "tasks": ("procgen.cli.generate:list_command", "Lazily imported listing.", ""),
     })
     assert isinstance(group, LazyGroup)
     runner = CliRunner()
@@ -432,21 +425,54 @@ def test_lazy_group_imports_on_demand_and_reports_missing_modules():
 
 def test_train_command_is_lazy():
     try:
-        import procgen.train.cli  # noqa: F401
+        import procgen.cli.train  # noqa: F401
     except ImportError:
-        assert_one_line_error(run("train", "--help"), 2, "procgen train is not available")
+        assert_one_line_error(run_cli("train", "--help"), 2, "procgen train is not available")
     else:
-        assert run("train", "--help").exit_code == 0
+        assert run_cli("train", "--help").exit_code == 0
 
 
-def test_bench_without_a_checkout_exits_2_and_passes_arguments_on(monkeypatch):
-    monkeypatch.setattr(cli_module, "_import_benchmarks", lambda: None)
-    assert_one_line_error(run("bench"), 2, "python -m benchmarks.bench_generate")
-    received = []
-    fake_module = type("bench_generate", (), {"main": staticmethod(received.append)})
-    monkeypatch.setattr(cli_module, "_import_benchmarks", lambda: fake_module)
-    assert run("bench", "--tasks", "dyck", "--repeats", "1").exit_code == 0
-    assert received == [["--tasks", "dyck", "--repeats", "1"]]
+FAKE_BENCHMARKS = """
+import json, os, sys
+with open("received.json", "w") as file:
+    json.dump({"args": sys.argv[1:], "cwd": os.getcwd()}, file)
+sys.exit(3)
+"""
+
+
+def fake_checkout(root: Path, project: str = "procgen-data") -> Path:
+    """A folder that looks like a procgen checkout: pyproject.toml and a benchmarks package that records its call."""
+    (root / "benchmarks").mkdir(parents=True)
+    (root / "benchmarks" / "__init__.py").write_text("")
+    (root / "benchmarks" / "__main__.py").write_text(FAKE_BENCHMARKS)
+    (root / "pyproject.toml").write_text(f'[project]\nname = "{project}"\nversion = "0"\n')
+    return root
+
+
+@pytest.mark.parametrize("folder", ["empty", "other project", "no benchmarks"])
+def test_bench_outside_a_checkout_exits_2_saying_where_to_run_it(tmp_path, monkeypatch, folder):
+    if folder == "other project":
+        fake_checkout(tmp_path, project="something-else")
+    elif folder == "no benchmarks":
+        fake_checkout(tmp_path)
+        shutil.rmtree(tmp_path / "benchmarks")
+    monkeypatch.chdir(tmp_path)
+    path = list(sys.path)
+    assert_one_line_error(run_cli("bench", "--quick"), 2, "procgen bench runs the benchmarks of a source checkout",
+                          "run it from the repository root", "python -m benchmarks")
+    assert sys.path == path and not (tmp_path / "received.json").exists()
+
+
+def test_bench_in_a_checkout_runs_python_m_benchmarks_there_with_every_argument(tmp_path, monkeypatch):
+    root = fake_checkout(tmp_path / "checkout")
+    monkeypatch.chdir(root)
+    path, imported = list(sys.path), "benchmarks" in sys.modules
+    result = run_cli("bench", "--tasks", "dyck", "--repeats", "1", "--help")
+    assert result.exit_code == 3, result.stderr  # the benchmarks' own exit status
+    received = json.loads((root / "received.json").read_text())
+    assert received["args"] == ["--tasks", "dyck", "--repeats", "1", "--help"]
+    assert Path(received["cwd"]).resolve() == root.resolve()
+    assert sys.path == path and ("benchmarks" in sys.modules) == imported  # a subprocess, no sys.path edits
 
 
 # --- the installed program ----------------------------------------------------------------------

@@ -12,9 +12,10 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import run_cli
 
 import procgen
-from procgen import _files, dataset
+from procgen import _files, _layout, _shards, _verify, dataset
 from procgen.dataset import DatasetError
 
 DYCK = {"k": 4, "length": 16}
@@ -92,7 +93,7 @@ def test_layout_matches_what_datasets_save_to_disk_writes(tmp_path):
 def test_manifest_fields_and_command(tmp_path):
     manifest = procgen.write("dyck_shuffle", tmp_path / "d", n=20, shards=2, seed=3, split="validation",
                              progress=False, k=2, length=10, closed=True, max_depth=None)
-    assert manifest["format_version"] == 2 and manifest["procgen_version"] == procgen.__version__
+    assert manifest["format_version"] == 3 and manifest["procgen_version"] == procgen.__version__
     assert manifest["task"] == "dyck_shuffle" and manifest["seed"] == 3 and manifest["split"] == "validation"
     assert manifest["params"]["closed"] is True and manifest["params"]["max_depth"] is None
     assert manifest["dtype"] == "uint8" and manifest["vocab_size"] == 5 and manifest["pad_id"] == 4
@@ -131,8 +132,8 @@ def test_two_worker_processes_write_the_same_files(tmp_path, monkeypatch):
     n = 3000
     serial = procgen.write("dyck", tmp_path / "w1", n=n, shards=5, workers=1, progress=False, **DYCK)
     out = tmp_path / "w2"
-    monkeypatch.setattr(dataset, "_SPAWN_TOKENS", 1)  # start a helper even for a small write
-    real_write_shard = dataset._write_shard
+    monkeypatch.setattr(_shards, "SPAWN_TOKENS", 1)  # start a helper even for a small write
+    real_write_shard = _shards.write_shard
     written_here = []
 
     def write_shard_after_the_worker(plan, shard, on_rows):
@@ -144,7 +145,7 @@ def test_two_worker_processes_write_the_same_files(tmp_path, monkeypatch):
         written_here.append(shard)
         return real_write_shard(plan, shard, on_rows)
 
-    monkeypatch.setattr(dataset, "_write_shard", write_shard_after_the_worker)
+    monkeypatch.setattr(_shards, "write_shard", write_shard_after_the_worker)
     parallel = procgen.write("dyck", out, n=n, shards=5, workers=2, progress=False, **DYCK)
     assert 1 <= len(written_here) < 5  # both processes wrote shards
     assert shard_shas(parallel) == shard_shas(serial)
@@ -157,12 +158,12 @@ def test_two_worker_processes_write_the_same_files(tmp_path, monkeypatch):
 TOP_LEVEL_SCRIPT = """
 import os, sys, time
 import procgen
-from procgen import dataset
+from procgen import _shards
 
 print("top-level code ran", flush=True)
 out = sys.argv[1]
-dataset._SPAWN_TOKENS = 1  # start a helper even for this small write
-real_write_shard = dataset._write_shard
+_shards.SPAWN_TOKENS = 1  # start a helper even for this small write
+real_write_shard = _shards.write_shard
 
 def write_after_the_helper(plan, shard, on_chunk):  # here only: let the helper write a shard first
     deadline = time.time() + 120
@@ -172,7 +173,7 @@ def write_after_the_helper(plan, shard, on_chunk):  # here only: let the helper 
         time.sleep(0.01)
     return real_write_shard(plan, shard, on_chunk)
 
-dataset._write_shard = write_after_the_helper
+_shards.write_shard = write_after_the_helper
 manifest = procgen.write("dyck", out, n=3000, shards=4, workers=2, progress=False, k=4, length=16)
 print("rows", manifest["num_rows"])
 """
@@ -210,8 +211,8 @@ def test_a_failing_helper_stops_the_work_and_raises_its_error_here():
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_progress_bar_ends_at_100_percent_with_tokens(tmp_path, monkeypatch, capsys, workers):
-    monkeypatch.setattr(dataset, "_SPAWN_TOKENS", 1)  # with workers=2, a helper relays its chunks too
-    monkeypatch.setattr(dataset, "_CHUNK_TOKENS", 16 * 64)  # many progress updates per shard
+    monkeypatch.setattr(_shards, "SPAWN_TOKENS", 1)  # with workers=2, a helper relays its chunks too
+    monkeypatch.setattr(_shards, "CHUNK_TOKENS", 16 * 64)  # many progress updates per shard
     manifest = procgen.write("dyck", tmp_path / "d", n=3001, shards=7, workers=workers, k=4, length=16)
     final = capsys.readouterr().err.replace("\n", "\r").split("\r")
     final = [line for line in final if line.strip()][-1]
@@ -223,7 +224,7 @@ def test_progress_bar_ends_at_100_percent_with_tokens(tmp_path, monkeypatch, cap
 def test_progress_counts_exactly_from_several_threads(capsys):
     import threading
 
-    with dataset._Progress(4000, "x", enabled=True) as progress:
+    with _shards.Progress(4000, "x", enabled=True) as progress:
         threads = [threading.Thread(target=lambda: [progress.add(1, 3) for _ in range(1000)]) for _ in range(4)]
         for thread in threads:
             thread.start()
@@ -247,15 +248,15 @@ def test_tokens_gives_the_rows_for_at_least_that_many_tokens(tmp_path):
 
 
 def test_default_shard_count_is_bounded_and_a_multiple_of_workers(monkeypatch):
-    plan = dataset._plan("dyck", "unused", 10 ** 9, None, 3, 0, "train", None, False, False, {"k": 4})
-    assert plan["num_shards"] % 3 == 0
-    assert plan["num_shards"] * dataset._SHARD_TOKENS >= 64 * 10 ** 9
-    assert (64 * 10 ** 9) / plan["num_shards"] > dataset._SHARD_TOKENS / 2
-    assert dataset._plan("dyck", "unused", 5, None, 8, 0, "train", None, False, False, {})["num_shards"] == 5
+    plan = _shards.plan("dyck", "unused", {"k": 4}, n=10 ** 9, workers=3)
+    assert plan.num_shards % 3 == 0
+    assert plan.num_shards * _shards.SHARD_TOKENS >= 64 * 10 ** 9
+    assert (64 * 10 ** 9) / plan.num_shards > _shards.SHARD_TOKENS / 2
+    assert _shards.plan("dyck", "unused", {}, n=5, workers=8).num_shards == 5
 
 
 def test_iter_batches_rechunks_and_keeps_global_row_indices(tmp_path, monkeypatch):
-    monkeypatch.setattr(dataset, "_CHUNK_TOKENS", 16 * 30)  # several record batches per shard
+    monkeypatch.setattr(_shards, "CHUNK_TOKENS", 16 * 30)  # several record batches per shard
     out = tmp_path / "d"
     procgen.write("dyck", out, n=500, shards=3, progress=False, **DYCK)
     expected = procgen.generate("dyck", 500, **DYCK)
@@ -271,17 +272,91 @@ def test_iter_batches_rechunks_and_keeps_global_row_indices(tmp_path, monkeypatc
         list(dataset.iter_batches(out, start=10, stop=501))
 
 
+MIX_SPEC = {"tasks": {"set": {"weight": 0.5}, "union": {"weight": 0.5}}}
+
+
+def test_iter_batches_keeps_the_task_column_across_a_shard_boundary(tmp_path, monkeypatch):
+    monkeypatch.setattr(_shards, "CHUNK_TOKENS", 16 * 40)  # several record batches per shard
+    out = tmp_path / "mix"
+    procgen.write("mix", out, n=300, shards=3, progress=False, spec=MIX_SPEC)
+    expected = procgen.generate("mix", 300, spec=MIX_SPEC)
+    batches = list(dataset.iter_batches(out, rows_per_batch=64))
+    assert any(b.start < 100 < b.start + len(b) for b in batches)  # shard 0 holds rows [0, 100)
+    assert [b.start for b in batches] == list(range(0, 300, 64))
+    for b in batches:
+        rows = expected[b.start:b.start + len(b)]
+        assert b.task_names == ["set", "union"]
+        np.testing.assert_array_equal(b.row_task, rows.row_task)
+        np.testing.assert_array_equal(b.tokens, rows.tokens)
+        np.testing.assert_array_equal(b.answer_start, rows.answer_start)
+        b.validate()  # the mixture validator reads the task column
+
+
+def to_arrow_before_the_split(b):
+    """``Batch.to_arrow`` as batch.py built it before it called procgen._arrow.record_batch."""
+    input_ids = pa.ListArray.from_arrays(pa.array(b.offsets.astype(np.int32)), pa.array(b.tokens))
+    columns = {"input_ids": input_ids, "answer_start": pa.array(b.answer_start)}
+    if b.row_task is not None:
+        columns["task"] = pa.DictionaryArray.from_arrays(pa.array(b.row_task, pa.int8()),
+                                                         pa.array(b.task_names, pa.string()))
+    return pa.table(columns)
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: procgen.dyck(n=50, min_length=4, max_length=12, seed=3), id="dyck"),
+    pytest.param(lambda: procgen.generate("mix", 80, spec=MIX_SPEC)[7:61], id="mix-slice"),
+    pytest.param(lambda: procgen.generate("sort", 20, vocab_size=1000)[5:5], id="empty"),
+])
+def test_to_arrow_is_unchanged_by_sharing_the_writers_record_batch_builder(make):
+    b = make()
+    table = b.to_arrow()
+    before = to_arrow_before_the_split(b)
+    assert table.schema.equals(before.schema, check_metadata=True) and table.equals(before)
+    assert table.column("input_ids").chunk(0).values.buffers()[1].address == b.tokens.ctypes.data or not len(b)
+
+
+def test_shards_hold_the_record_batches_to_arrow_makes(tmp_path):
+    out = tmp_path / "mix"
+    manifest = procgen.write("mix", out, n=120, shards=2, progress=False, spec=MIX_SPEC)
+    expected = procgen.generate("mix", 120, spec=MIX_SPEC)
+    for entry in manifest["shards"]:
+        stored = pa.ipc.open_stream((out / entry["filename"]).read_bytes()).read_all()
+        rows = expected[entry["row_start"]:entry["row_end"]].to_arrow()
+        assert stored.replace_schema_metadata(None).equals(rows)
+
+
+# Digests of a small dyck dataset, from the writer as it was before dataset.py was split into modules
+# (rows: tokens + offsets + answer_start of every stored record batch; dataset_info.json + state.json).
+# The rows digest is the pre-split one; the files digest changed once since, with format_version 3
+# (that field only).
+GOLDEN_DYCK_FILES = ("36203cab8facc376b47f8b9c8b1f73cd", "5269e1c6f67cdee073e3dd6c79bd354e")  # format version 3
+
+
+def test_golden_rows_and_json_files_on_disk(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setattr(_shards, "CHUNK_TOKENS", 16 * 50)
+    out = tmp_path / "dyck"
+    procgen.write("dyck", out, n=300, shards=2, seed=5, progress=False, k=4, length=16)
+    rows, files = hashlib.sha256(), hashlib.sha256()
+    for b in dataset.iter_batches(out):
+        rows.update(b.tokens.tobytes() + b.offsets.tobytes() + b.answer_start.tobytes())
+    for name in ("dataset_info.json", "state.json"):
+        files.update((out / name).read_bytes().replace(str(out).encode(), b"OUT"))
+    assert (rows.hexdigest()[:32], files.hexdigest()[:32]) == GOLDEN_DYCK_FILES
+
+
 # --- resume ----------------------------------------------------------------------------------------
 
 KILL_SCRIPT = """
 import sys, time
-from procgen import dataset
-dataset._CHUNK_TOKENS = 16 * 200                       # many small record batches ...
-real_kernel_batch = dataset._record_batch
+from procgen import _shards, dataset
+_shards.CHUNK_TOKENS = 16 * 200                        # many small record batches ...
+real_record_batch = _shards.record_batch
 def slow_record_batch(*args):                          # ... each taking a moment, so we can kill midway
     time.sleep(0.02)
-    return real_kernel_batch(*args)
-dataset._record_batch = slow_record_batch
+    return real_record_batch(*args)
+_shards.record_batch = slow_record_batch
 dataset.write("dyck", sys.argv[1], n=20000, shards=8, progress=False, k=4, length=16)
 """
 
@@ -310,7 +385,7 @@ def test_sigkill_midway_leaves_an_incomplete_dataset_that_a_rerun_completes(tmp_
     with pytest.raises(DatasetError, match=r"\d of 8 shards done"):
         procgen.info(out)
 
-    monkeypatch.setattr(dataset, "_CHUNK_TOKENS", 16 * 200)  # the same record batches as the killed run
+    monkeypatch.setattr(_shards, "CHUNK_TOKENS", 16 * 200)  # the same record batches as the killed run
     kept = {name: os.stat(out / name).st_ino for name in os.listdir(out) if name.startswith("data-")}
     resumed = procgen.write("dyck", out, n=20000, shards=8, progress=False, k=4, length=16)
     assert all(os.stat(out / name).st_ino == inode for name, inode in kept.items())  # finished shards kept
@@ -427,7 +502,7 @@ def test_validator_catches_an_invalid_row_behind_a_patched_checksum(written):
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         writer.write_batch(pa.RecordBatch.from_arrays([ids, table.column("answer_start").combine_chunks()],
                                                       schema=schema))
-    entry["sha256"] = dataset._sha256_file(path)
+    entry["sha256"] = _layout.sha256_file(path)
     entry["num_bytes"] = os.path.getsize(path)
     (out / "procgen.json").write_text(json.dumps(manifest))
     global_row = entry["row_start"] + local_row
@@ -447,7 +522,7 @@ def test_validate_catches_a_shard_with_the_wrong_schema(written):
     table = pa.table({"input_ids": wide, "answer_start": pa.array(good.answer_start)})
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    entry["sha256"], entry["num_bytes"] = dataset._sha256_file(path), os.path.getsize(path)
+    entry["sha256"], entry["num_bytes"] = _layout.sha256_file(path), os.path.getsize(path)
     (out / "procgen.json").write_text(json.dumps(manifest))
     with pytest.raises(DatasetError, match=r"shard 0 .*schema mismatch: columns input_ids: list<item: uint16>") as err:
         procgen.validate(out)
@@ -472,13 +547,13 @@ def test_read_side_rejects_a_directory_without_a_dataset(tmp_path):
 # --- argument errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"n": 0}, "n must be an integer >= 1"),
+    ({"n": 0}, r"n must be an integer in \[1, \d+\] \(dyck rows .*; got 0"),
     ({"n": 1.5}, "n must be an integer"),
-    ({"shards": 0}, "shards must be an integer >= 1"),
-    ({"shards": 11}, r"shards must be an integer in \[1, n=10\]"),
-    ({"workers": 0}, "workers must be an integer >= 1"),
+    ({"shards": 0}, r"shards must be an integer in \[1, 10\] .*; got 0"),
+    ({"shards": 11}, r"shards must be an integer in \[1, 10\] \(n=10: every shard holds at least one row\); got 11"),
+    ({"workers": 0}, r"workers must be an integer in \[1, 1024\] .*; got 0"),
     ({"shards": 2, "shard_index": 2}, r"shard_index must be an integer in \[0, 1\]"),
-    ({"shards": 2, "shard_index": -1}, "shard_index must be an integer >= 0"),
+    ({"shards": 2, "shard_index": -1}, r"shard_index must be an integer in \[0, 1\] .*; got -1"),
     ({"shard_index": 0}, "shard_index needs shards"),
     ({"shards": 2, "shard_index": 0, "overwrite": True}, "overwrite=True cannot be combined with shard_index"),
     ({"task": "nope"}, "task must be one of"),
@@ -489,7 +564,7 @@ def test_read_side_rejects_a_directory_without_a_dataset(tmp_path):
     ({"progress": "yes"}, "progress must be True or False"),
     ({"tokens": 100}, r"exactly one of n \(rows\) and tokens; got both"),
     ({"n": None}, r"exactly one of n \(rows\) and tokens; got neither"),
-    ({"n": None, "tokens": 0}, "tokens must be an integer >= 1"),
+    ({"n": None, "tokens": 0}, r"tokens must be an integer in \[1, \d+\] .*; got 0"),
     ({"n": None, "tokens": 2.5}, "tokens must be an integer"),
 ])
 def test_bad_arguments_raise_value_error_before_any_work(tmp_path, kwargs, match):
@@ -626,18 +701,6 @@ def replacing(change):
     """Mark ``change`` as returning the file's new content (other changes edit in place)."""
     change.replaces = True
     return change
-
-
-def run_cli(*args):
-    from click.testing import CliRunner
-
-    from procgen.cli import cli
-
-    try:  # click < 8.2 mixes stderr into stdout unless told not to
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args])
 
 
 def one_line_error(result, code=1) -> str:
@@ -818,7 +881,7 @@ def test_validate_compares_sampled_rows_with_regenerated_ones_byte_for_byte(writ
         asked.extend(range(kwargs["start"], kwargs["start"] + n))
         return generate(task, n, **kwargs)
 
-    monkeypatch.setattr(procgen.api, "generate", recording_generate)
+    monkeypatch.setattr(_verify, "generate", recording_generate)  # procgen.api.generate, as validate calls it
     assert procgen.validate(out)["ok"]
     assert {0, 199, 200, 399, 400, 599} <= set(asked) and len(set(asked)) > 6  # shard ends + seeded random rows
 

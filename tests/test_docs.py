@@ -46,7 +46,10 @@ def test_mkdocs_build_strict(tmp_path):
 
 
 def test_every_task_has_a_generated_page_in_the_nav():
+    """mkdocs.yml's nav names tasks/index.md; the hook in docs/gen_pages.py lists every task page after it."""
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert "docs/gen_pages.py" in config["hooks"]
+    config = _gen_pages().on_config(config)
 
     def pages(nav):
         for entry in nav:
@@ -57,10 +60,12 @@ def test_every_task_has_a_generated_page_in_the_nav():
                     yield from (pages(value) if isinstance(value, list) else [value])
 
     in_nav = set(pages(config["nav"]))
+    index = (DOCS / "tasks" / "index.md").read_text()
     for name in task_names():
         page = DOCS / "tasks" / f"{name}.md"
         assert page.is_file(), f"no page for task {name!r}: run python docs/gen_pages.py"
-        assert f"tasks/{name}.md" in in_nav, f"add tasks/{name}.md to the nav of mkdocs.yml"
+        assert f"tasks/{name}.md" in in_nav, name
+        assert f"]({name}.md)" in index, name
         text = page.read_text()
         for p in get_task(name).params:
             assert f"`{p.name}`" in text, (name, p.name)
@@ -131,7 +136,7 @@ def test_every_public_name_has_a_docstring():
     for name in task_names():
         missing += _undocumented(getattr(procgen, name), f"procgen.{name}")
     for module in ["procgen.api", "procgen.batch", "procgen.tasks", "procgen.dataset", "procgen.hub",
-                   "procgen.mixture", "procgen.export", "procgen.streaming"]:
+                   "procgen.hub_card", "procgen.mixture", "procgen.export", "procgen.streaming"]:
         for label, obj in _module_members(module):
             missing += _undocumented(obj, label)
     assert not missing, f"public names without a docstring: {missing}"
@@ -172,7 +177,7 @@ def test_benchmark_report_formats_a_page_and_plots(tmp_path):
     rows = [{"task": "dyck", "params": {"k": 4}, "procgen_mtok_s": 300.0, "ref_mtok_s": 2.0, "ratio": 150.0,
              "write": {1: {"mtok_s": 90.0, "rss_mb": 200.0}, 2: {"mtok_s": 150.0, "rss_mb": 400.0}},
              "cold_s": 1.5, "cached_s": 0.2},
-            {"task": "mix", "params": report.EXTRA_PARAMS["mix"], "procgen_mtok_s": 80.0, "ref_mtok_s": None,
+            {"task": "mix", "params": get_task("mix").example_params, "procgen_mtok_s": 80.0, "ref_mtok_s": None,
              "ratio": None, "write": {}, "cold_s": None, "cached_s": None}]
     points = [{"n": n, "seconds": n / 4e6, "tokens": 64 * n, "mtok_s": 256.0} for n in (10**4, 10**5)]
     info = {"cpu": "CPU", "cores": 2, "memory_gib": 8.0, "os": "Linux", "python": "3.11", "numpy": "2",

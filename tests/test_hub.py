@@ -414,9 +414,9 @@ def test_cli_push_exit_codes(hub_server, tiny_dyck, monkeypatch):
 # --- Parquet conversion -------------------------------------------------------------------------
 
 def test_parquet_conversion_streams_in_bounded_row_groups(tmp_path, monkeypatch):
-    import procgen.dataset
+    from procgen import _shards
 
-    monkeypatch.setattr(procgen.dataset, "_CHUNK_TOKENS", 300)  # several record batches per shard
+    monkeypatch.setattr(_shards, "CHUNK_TOKENS", 300)  # several record batches per shard
     path = tmp_path / "ragged"
     params = dict(k=3, min_length=4, max_length=40)
     procgen.write("dyck", path, n=500, shards=2, seed=3, progress=False, **params)

@@ -82,6 +82,31 @@ def test_rerun_reuses_finished_runs_and_extends_seeds(tmp_path):
     assert [r["accuracy"] for r in second["runs"] if r["seed"] == 0] == [r["accuracy"] for r in first["runs"]]
 
 
+def test_version_2_records_are_read_back_and_new_runs_use_derived_seeds(tmp_path):
+    """Runs recorded before seeds came from derive_seed (spec version 2) still count as finished, so
+    published tables re-render without re-training; a new run is version 3, and its warm-ups are keyed
+    apart from version-2 warm-ups (their initialisation differs)."""
+    first = rp.reproduce("haystack", seeds=1, budget=TINY, out=tmp_path, log=None)
+    assert {r["spec"]["version"] for r in first["runs"]} == {3}
+    assert all(d["warmup"]["seeding"] == 3 for r in first["runs"] for d in r["spec"]["donors"])
+    experiment = rp.get_experiments("haystack")[0]
+    budget = rp.get_budget(TINY)
+    legacy = []
+    for record in first["runs"]:  # rewrite the log as version 2 would have keyed the same runs
+        condition = next(c for c in experiment.conditions if c.name == record["condition"])
+        spec = rp._run_spec(experiment, condition, record["target"], record["seed"], budget, 2)
+        assert spec["version"] == 2 and all("seeding" not in d["warmup"] for d in spec["donors"])
+        legacy.append({"key": rp._key(spec), "spec": spec, "result": {k: record[k] for k in (
+            "accuracy", "accuracy_all", "exact_match", "eval_loss", "eval_rows", "scored_tokens", "answer_tokens",
+            "final_train_loss", "curve", "train_loss", "seconds")}})
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in legacy))
+    lines = []
+    again = rp.reproduce("haystack", seeds=1, budget=TINY, out=tmp_path, log=lines.append)
+    assert not [line for line in lines if line.endswith("queued")]  # nothing re-trained
+    assert [r["accuracy"] for r in again["runs"]] == [r["accuracy"] for r in first["runs"]]
+    assert {r["spec"]["version"] for r in again["runs"]} == {2}
+
+
 def test_assembly_takes_attention_and_mlps_from_different_warmups(tmp_path, monkeypatch):
     seen = {}
     real_assemble = transfer_module.assemble

@@ -6,10 +6,9 @@ import pickle
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 
 import procgen
-from procgen.cli import cli
 from procgen.export import export
 
 
@@ -169,14 +168,6 @@ def test_jsonl_export_ids_and_names(dataset, tmp_path):
     assert record["tokens"] == [expected.vocab[t] for t in expected[9]] and "<sep>" in record["tokens"]
 
 
-def run_cli(*args):
-    try:  # click < 8.2 mixes stderr into stdout unless told not to
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args])
-
-
 def one_line_error(result, code):
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
@@ -198,12 +189,12 @@ def test_export_cli_formats(dataset, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, needles", [
-    ({"format": "csv"}, ["format must be one of bin, parquet, jsonl", "'csv'"]),
-    ({"dtype": "float32"}, ["dtype must be one of uint8, uint16, uint32, int32", "'float32'"]),
+    ({"format": "csv"}, ["format must be one of 'bin', 'parquet', 'jsonl'; got 'csv'"]),
+    ({"dtype": "float32"}, ["dtype must be one of 'uint8', 'uint16', 'uint32', 'int32'; got 'float32'"]),
     ({"format": "jsonl", "dtype": "uint16"}, ["dtype applies to format 'bin' only"]),
     ({"format": "parquet", "dtype": "uint16"}, ["dtype applies to format 'bin' only"]),
     ({"tokens": "names"}, ["tokens applies to format 'jsonl' only"]),
-    ({"format": "jsonl", "tokens": "words"}, ["tokens must be one of ids, names"]),
+    ({"format": "jsonl", "tokens": "words"}, ["tokens must be one of 'ids', 'names'"]),
 ])
 def test_export_bad_options_are_one_line_value_errors(dataset, tmp_path, kwargs, needles):
     with pytest.raises(ValueError) as raised:

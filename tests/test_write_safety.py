@@ -15,23 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 
 import procgen
-from procgen import dataset, streaming
-from procgen.cli import cli
+from procgen import _layout, _shards, dataset, streaming
 
 DYCK = {"k": 4, "length": 16}
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches processes through /proc")
 LOCK = ".procgen.lock"  # validate and load must not take it for a stray file
-
-
-def cli_run(*args):
-    try:  # click < 8.2 mixes stderr into stdout unless told not to
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args])
 
 
 def procgen_command():
@@ -64,16 +55,15 @@ def test_huge_counts_are_refused_at_once_and_create_nothing(tmp_path, kwargs, ma
 
 def test_the_largest_writable_n_is_planned_and_one_more_is_refused(tmp_path):
     def plan(n, shards=None, workers=1):
-        return dataset._plan("dyck", tmp_path / "never", n, shards, workers, 0, "train", None, False, False,
-                             {"length": 64})
+        return _shards.plan("dyck", tmp_path / "never", {"length": 64}, n=n, shards=shards, workers=workers)
 
     rows_per_shard = ((1 << 31) - 1) // 64
-    largest = dataset._MAX_SHARDS * rows_per_shard
+    largest = _layout.MAX_SHARDS * rows_per_shard
     planned = plan(largest, workers=7)  # the default shard count stays within the maximum
-    assert planned["num_shards"] == dataset._MAX_SHARDS
-    assert -(-largest // planned["num_shards"]) <= rows_per_shard  # and every shard fits int32 offsets
-    assert plan(largest, shards=dataset._MAX_SHARDS)["num_rows"] == largest
-    assert plan(10 ** 9, workers=1024)["num_shards"] <= dataset._MAX_SHARDS
+    assert planned.num_shards == _layout.MAX_SHARDS
+    assert -(-largest // planned.num_shards) <= rows_per_shard  # and every shard fits int32 offsets
+    assert plan(largest, shards=_layout.MAX_SHARDS).num_rows == largest
+    assert plan(10 ** 9, workers=1024).num_shards <= _layout.MAX_SHARDS
     with pytest.raises(ValueError, match=rf"n must be an integer in \[1, {largest}\] \(.*64 tokens"):
         plan(largest + 1)
     assert not (tmp_path / "never").exists()
@@ -216,13 +206,13 @@ def test_ctrl_c_once_the_summary_is_printed_changes_nothing(tmp_path):
 
 def test_an_interrupt_once_the_manifest_is_written_leaves_a_complete_dataset(tmp_path, monkeypatch):
     out = tmp_path / "D"
-    real_remove_state_dir = dataset._remove_state_dir
+    real_remove_state_dir = _shards.remove_state_dir
 
     def ctrl_c_once(path):
-        monkeypatch.setattr(dataset, "_remove_state_dir", real_remove_state_dir)
+        monkeypatch.setattr(_shards, "remove_state_dir", real_remove_state_dir)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dataset, "_remove_state_dir", ctrl_c_once)  # the finaliser's last step
+    monkeypatch.setattr(_shards, "remove_state_dir", ctrl_c_once)  # the finaliser's last step
     with pytest.raises(dataset.WriteInterrupted) as err:
         procgen.write("dyck", out, n=100, shards=2, progress=False, **DYCK)
     assert err.value.manifest == json.loads((out / "procgen.json").read_text())  # complete after all
@@ -230,8 +220,8 @@ def test_an_interrupt_once_the_manifest_is_written_leaves_a_complete_dataset(tmp
                                        "dataset_info.json", "procgen.json", "state.json"]
     assert procgen.validate(out)["ok"]
 
-    monkeypatch.setattr(dataset, "_remove_state_dir", ctrl_c_once)
-    result = cli_run("generate", "dyck", "-n", "100", "--shards", "2", "--k", "4", "--length", "16", "--seed", "1",
+    monkeypatch.setattr(_shards, "remove_state_dir", ctrl_c_once)
+    result = run_cli("generate", "dyck", "-n", "100", "--shards", "2", "--k", "4", "--length", "16", "--seed", "1",
                      "--out", tmp_path / "E")
     assert result.exit_code == 0 and result.stdout.startswith("wrote 100 rows"), result.stderr
     assert procgen.validate(tmp_path / "E")["ok"]
@@ -239,18 +229,18 @@ def test_an_interrupt_once_the_manifest_is_written_leaves_a_complete_dataset(tmp
 
 def test_an_interrupt_mid_write_is_one_line_and_exit_130(tmp_path, monkeypatch):
     out = tmp_path / "D"
-    real_write_shard = dataset._write_shard
+    real_write_shard = _shards.write_shard
 
     def ctrl_c_in_the_second_shard(plan, shard, on_chunk):
         if shard == 1:
             raise KeyboardInterrupt
         return real_write_shard(plan, shard, on_chunk)
 
-    monkeypatch.setattr(dataset, "_write_shard", ctrl_c_in_the_second_shard)
+    monkeypatch.setattr(_shards, "write_shard", ctrl_c_in_the_second_shard)
     with pytest.raises(dataset.WriteInterrupted) as err:
         procgen.write("dyck", out, n=100, shards=3, progress=False, **DYCK)
     assert err.value.manifest is None and "re-run the same call to resume" in str(err.value)
-    result = cli_run("generate", "dyck", "-n", "100", "--shards", "3", "--k", "4", "--length", "16", "--out", out, "-q")
+    result = run_cli("generate", "dyck", "-n", "100", "--shards", "3", "--k", "4", "--length", "16", "--out", out, "-q")
     assert result.exit_code == 130 and result.stdout == ""
     assert result.stderr == "procgen: error: interrupted; re-run the same command to resume\n"
     monkeypatch.undo()
@@ -332,13 +322,13 @@ def test_helpers_stop_when_their_parent_is_killed(tmp_path, fork):
 # A writer slowed down per record batch (in-process, workers=1), so a second one surely meets it.
 SLOW_GENERATE = """
 import sys, time
-from procgen import cli, dataset
-dataset._CHUNK_TOKENS = 16 * 500
-real_record_batch = dataset._record_batch
+from procgen import _shards, cli
+_shards.CHUNK_TOKENS = 16 * 500
+real_record_batch = _shards.record_batch
 def slow_record_batch(*args):
     time.sleep(0.01)
     return real_record_batch(*args)
-dataset._record_batch = slow_record_batch
+_shards.record_batch = slow_record_batch
 cli.main()
 """
 
@@ -381,7 +371,7 @@ def test_a_second_writer_fails_at_once_naming_the_first(tmp_path, overwrite):
 def test_a_held_lock_refuses_a_write_and_names_the_holder(tmp_path):
     out = tmp_path / "D"
     assert dataset.LOCK_NAME == LOCK
-    with dataset._locked(str(out), shared=False):
+    with _layout.locked(str(out), shared=False):
         lock = out / LOCK
         assert lock.read_text().split()[0] == str(os.getpid())
         with pytest.raises(BlockingIOError, match=rf"pid {os.getpid()}\b.*{re.escape(str(lock))}"):
@@ -394,7 +384,7 @@ def test_a_held_lock_refuses_a_write_and_names_the_holder(tmp_path):
 
 def test_shard_jobs_share_the_lock_and_a_full_write_fails_while_one_runs(tmp_path):
     out = tmp_path / "D"
-    with dataset._locked(str(out), shared=True):  # another shard job of the same dataset is running
+    with _layout.locked(str(out), shared=True):  # another shard job of the same dataset is running
         partial = procgen.write("dyck", out, n=40, shards=2, shard_index=0, progress=False, **DYCK)
         assert partial["complete"] is False
         with pytest.raises(BlockingIOError, match="pid"):

@@ -1,36 +1,60 @@
 """Task registry and the Task protocol.
 
-A task family lives in one module of this package. The module defines ``TASKS``: a list of
-:class:`Task` objects, each bundling
+A task family lives in one module. The module defines ``TASKS``: a list of :class:`Task` objects,
+each bundling
 
 * ``params``: the :class:`Param` specs (type, default, allowed range, help) — the single source of
   truth for argument checking, CLI flags and generated docs;
 * ``resolve``: cross-parameter checks and derived values (e.g. ``min_length``/``max_length``);
+  idempotent (resolving resolved parameters changes nothing);
 * ``kernel``: ``kernel(base_key, start, count, params, dtype) -> (tokens, offsets, answer_start)``,
   generating rows ``start .. start+count-1`` (row ``i`` depends only on the key and ``i``);
 * ``validator``: ``validator(tokens, offsets, answer_start, params) -> None | (row, reason)``,
   an independent re-implementation of the task's rules;
 * ``vocab``: ``vocab(params) -> list[str]``, printable names for ids ``0 .. vocab_size-1``;
 * optionally ``expected_row_length``: ``(params) -> mean tokens per row`` when a closed form exists
-  (sizing a dataset in tokens; otherwise the mean is measured on a sample).
+  (sizing a dataset in tokens; otherwise the mean is measured on a sample);
+* its documentation: ``finding`` (the paper result it serves), ``differences`` (sections of
+  docs/differences.md) and ``example_params`` (for docs examples and benchmarks), from which
+  ``docs/gen_pages.py`` writes the task's page.
 
-Registering a task = one line in ``_MODULES`` below. Task modules are imported lazily so that
-``import procgen`` (which imports this registry) stays fast and compiles nothing. Import from this
-package (``from procgen.tasks import get_task``): the attribute ``procgen.tasks`` is the public
-listing function (it returns :func:`listing`), not this package.
+A built-in task is one line in ``_MODULES`` below. Other tasks join with :func:`register` (a module
+name or a ``.py`` path) or, from an installed package, an entry point in the group
+``procgen.tasks`` whose value names the module; ``docs/adding-a-task.md`` says what a task must
+do. Task modules are imported lazily so that ``import procgen`` (which imports this registry) stays
+fast and compiles nothing; shared helpers for task modules live in ``procgen.tasks._common``.
+Import from this package (``from procgen.tasks import get_task``): the attribute ``procgen.tasks``
+is the public listing function (it returns :func:`listing`), not this package.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import math
+import os
+import sys
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-# task name -> module that defines it (one line per task; a new task adds one line here)
-_MODULES: dict[str, str] = {
+
+class _Modules(dict):
+    """Task name -> module. Asking for a name it lacks first loads the entry points (once), so that
+    ``name in _MODULES`` also knows the tasks of installed plugins."""
+
+    def __contains__(self, name) -> bool:
+        if not super().__contains__(name):
+            _load_entry_points()
+        return super().__contains__(name)
+
+
+# task name -> module that defines it (one line per built-in task; register() adds the others)
+_MODULES: dict[str, str] = _Modules({
     "dyck": "procgen.tasks.dyck",
     "dyck_shuffle": "procgen.tasks.dyck",
     "identity": "procgen.tasks.sequence",
@@ -45,17 +69,21 @@ _MODULES: dict[str, str] = {
     "addition": "procgen.tasks.diagnostics",
     "reversed_addition": "procgen.tasks.diagnostics",
     "multiplication": "procgen.tasks.diagnostics",
-    "mix": "procgen.mixture",
-}
+    "mix": "procgen.tasks.mixture",
+})
 
-_MISSING = object()
-# Upper bounds of length-like parameters (row lengths, widths, step counts). Every integer parameter
-# has a ``high``: numba wraps int64 arithmetic silently, so an unbounded value could reach a kernel
-# as a negative count or an endless loop. MAX_LENGTH keeps the longest row of every task (at most
-# about twice its length parameter, plus a few separators) within MAX_ROW_TOKENS, the most tokens a
-# row may have: answer_start is int32 and so are a shard's row offsets.
-MAX_ROW_TOKENS = 2 ** 31 - 1
-MAX_LENGTH = 10 ** 9
+ENTRY_POINT_GROUP = "procgen.tasks"  # a package's entry points here name modules that define TASKS
+# Names no task parameter may take: task parameters are passed as keywords (or CLI flags) next to
+# these arguments of procgen.generate / write / stream / to_iterable_dataset / rows_for_tokens, the
+# per-task shortcuts, procgen.train's ProcgenIterableDataset and `procgen generate`.
+# tests/test_add_task.py checks the list against those signatures.
+RESERVED_PARAMS = frozenset({
+    "task", "n", "rows", "tokens", "seed", "split", "start", "stop", "out", "shards", "workers",
+    "shard_index", "overwrite", "progress", "quiet", "help", "params", "dtype", "batch_rows", "num_shards",
+    "batch_size", "block_size", "repeat", "pack", "eos_id", "shuffle_tokens", "scoring", "rank", "world_size",
+})
+_registered: dict[str, list[str]] = {}  # register()'s module name or file path -> the task names it added
+_entry_points_loaded = False
 SCORINGS = ("reference", "all")  # which answer positions count: the official harness's, or every one
 
 
@@ -191,6 +219,12 @@ class Task:
     # mean_row_length() then measures the stream's first rows.
     expected_row_length: Callable[[dict], float] | None = None
     notes: str = ""
+    # Documentation (docs/gen_pages.py renders the task's page from these): the paper finding the task
+    # serves (Markdown), the "##" sections of docs/differences.md about it, and the parameters of its
+    # examples and benchmarks where the defaults cannot generate (e.g. a mixture needs a spec).
+    finding: str = ""
+    differences: tuple[str, ...] = ()
+    example_params: dict = field(default_factory=dict, compare=False)
     param_index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -292,14 +326,9 @@ def dtype_for_vocab(vocab_size: int) -> np.dtype:
     return np.dtype(np.int32)
 
 
-def check_result(found, reasons: dict) -> tuple[int, str] | None:
-    """Turn a numba validator's ``(row, code)`` (row -1: all valid) into None or ``(row, reason)``."""
-    row, code = found
-    return None if row < 0 else (int(row), reasons[int(code)])
-
-
 def task_names() -> list[str]:
-    """Names of all registered tasks (no task module is imported)."""
+    """Names of all registered tasks, built-in ones first (no built-in task module is imported)."""
+    _load_entry_points()
     return list(_MODULES)
 
 
@@ -312,6 +341,135 @@ def get_task(name) -> Task:
         if task.name == name:
             return task
     raise LookupError(f"module {_MODULES[name]} does not define task {name!r}")  # registry bug
+
+
+def task_module(name: str):
+    """The module that defines task ``name`` (its docstring describes the task family)."""
+    get_task(name)
+    return importlib.import_module(_MODULES[name])
+
+
+def register(module) -> list[str]:
+    """Register the tasks of a module that defines ``TASKS``; return their names.
+
+    The tasks then work everywhere a built-in one does: ``procgen.generate``, ``procgen.<name>``,
+    ``procgen.write`` (its worker processes register the same modules, in the same order:
+    :func:`registered`), ``procgen list``, the docs generator. Registering the same module again
+    changes nothing. Raises ValueError, and registers nothing, when a task name is taken or is not
+    an identifier, or a parameter name is reserved (``RESERVED_PARAMS``).
+
+    Parameters
+    ----------
+    module : str or path
+        An importable module name (``"mypkg.tasks"``) or the path of a ``.py`` file. Its ``TASKS``
+        is a non-empty list of :class:`Task`.
+
+    Example
+    -------
+    >>> register("procgen.tasks.dyck")   # already built in: nothing changes
+    ['dyck', 'dyck_shuffle']
+    """
+    key, module_name = _module_key(module)
+    if key in _registered:
+        return list(_registered[key])
+    loaded = module_name in sys.modules
+    imported = _import_module(key, module_name)
+    try:
+        tasks = getattr(imported, "TASKS", None)
+        if not isinstance(tasks, (list, tuple)) or not tasks or not all(isinstance(t, Task) for t in tasks):
+            raise ValueError(f"register: {key} must define TASKS, a non-empty list of procgen.tasks.Task")
+        names = [task.name for task in tasks]
+        for task in tasks:
+            _check_new_task(task, imported.__name__, names)
+    except ValueError:
+        if not loaded and key != module_name:  # a file: let a corrected version load next time
+            sys.modules.pop(module_name, None)
+        raise
+    if all(_MODULES.get(name) == imported.__name__ for name in names):
+        return names  # a built-in module: nothing to add (and nothing for unregister to remove)
+    for name in names:
+        _MODULES[name] = imported.__name__
+    _registered[key] = names
+    return list(names)
+
+
+def unregister(module) -> list[str]:
+    """Undo :func:`register` (for tests and notebooks); return the names of the tasks removed.
+
+    Built-in tasks stay. A ``procgen.<name>`` shortcut already looked up stays bound in ``procgen``.
+    """
+    key, module_name = _module_key(module)
+    names = _registered.pop(key, [])
+    for name in names:
+        if _MODULES.get(name) == module_name:
+            del _MODULES[name]
+    if key != module_name:
+        sys.modules.pop(module_name, None)
+    return names
+
+
+def registered() -> list[str]:
+    """The modules (names or file paths) given to :func:`register` so far, in order."""
+    return list(_registered)
+
+
+def _module_key(module) -> tuple[str, str]:
+    """``(key, module name)``: a module name is its own key; a file is keyed by its absolute path."""
+    text = os.fspath(module) if isinstance(module, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"register: module must be a module name or a .py path; got {module!r}")
+    if not text.endswith(".py") and os.sep not in text and "/" not in text:
+        return text, text
+    path = str(Path(text).resolve())
+    return path, f"procgen_task_{Path(path).stem}_{hashlib.sha256(path.encode()).hexdigest()[:12]}"
+
+
+def _import_module(key: str, module_name: str):
+    if key == module_name:
+        return importlib.import_module(module_name)
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    if not os.path.isfile(key):
+        raise ValueError(f"register: no such file: {key}")
+    spec = importlib.util.spec_from_file_location(module_name, key)
+    imported = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = imported  # before running it: numba's cache and pickle look it up by name
+    try:
+        spec.loader.exec_module(imported)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return imported
+
+
+def _check_new_task(task: Task, module_name: str, names: list) -> None:
+    """Raise ValueError (one line) for a task that cannot join the registry."""
+    where = f"register: task {task.name!r} of {module_name}"
+    if not isinstance(task.name, str) or not task.name.isidentifier():
+        raise ValueError(f"{where}: a task name must be a Python identifier (it becomes procgen.<name>)")
+    if names.count(task.name) > 1 or _MODULES.get(task.name, module_name) != module_name:
+        raise ValueError(f"{where}: the name is taken (by {_MODULES.get(task.name, module_name)})")
+    for p in task.params:
+        if p.name in RESERVED_PARAMS:
+            raise ValueError(f"{where}: parameter {p.name!r} is a reserved name (an argument of procgen.generate, "
+                             f"write, stream or train, or a CLI option); reserved: "
+                             f"{', '.join(sorted(RESERVED_PARAMS))}")
+
+
+def _load_entry_points() -> None:
+    """Register the modules named by installed packages' ``procgen.tasks`` entry points (once)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            register(point.module)
+        except Exception as err:  # noqa: BLE001 -- a broken plugin must not break procgen
+            warnings.warn(f"procgen: tasks of entry point {point.name!r} ({point.value}) not registered: {err}",
+                          stacklevel=3)
 
 
 def listing() -> dict[str, dict]:
@@ -332,6 +490,7 @@ def listing() -> dict[str, dict]:
 
 def available_tasks() -> list[str]:
     """Names of registered tasks whose module is importable (lets partial checkouts work)."""
+    _load_entry_points()
     names = []
     for name, module in _MODULES.items():
         try:
@@ -342,33 +501,3 @@ def available_tasks() -> list[str]:
             continue
         names.append(name)
     return names
-
-
-# --- parameter helpers shared by task modules -------------------------------------------------
-
-def length_params(default_length: int = 64, low: int = 1, what: str = "tokens") -> tuple[Param, ...]:
-    """The ``length`` / ``min_length`` / ``max_length`` trio every variable-length task takes.
-
-    Each is at most :data:`MAX_LENGTH`, so that a row (input, separators, answer) stays within
-    :data:`MAX_ROW_TOKENS`.
-    """
-    return (
-        Param("length", int, default_length, f"row length in {what} (used when min/max_length are unset)", low=low,
-              high=MAX_LENGTH),
-        Param("min_length", int, None, f"shortest row in {what}; defaults to length", low=low, high=MAX_LENGTH,
-              nullable=True),
-        Param("max_length", int, None, f"longest row in {what}; defaults to length", low=low, high=MAX_LENGTH,
-              nullable=True),
-    )
-
-
-def resolve_length_range(task: str, params: dict) -> dict:
-    """Fill ``min_length``/``max_length`` from ``length`` and check ``min_length <= max_length``."""
-    lo = params["min_length"] if params["min_length"] is not None else params["length"]
-    hi = params["max_length"] if params["max_length"] is not None else params["length"]
-    if lo > hi:
-        lo_name = "min_length" if params["min_length"] is not None else "min_length (defaulting to length)"
-        hi_name = "max_length" if params["max_length"] is not None else "max_length (defaulting to length)"
-        raise ValueError(f"{task}: {lo_name} must be <= {hi_name}; got {lo} > {hi}")
-    params["min_length"], params["max_length"] = lo, hi
-    return params

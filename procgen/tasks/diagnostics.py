@@ -60,7 +60,8 @@ import numpy as np
 from numba import njit
 
 from procgen._rng import below, hi32, length_bits, lo32, next_u64, row_offsets, row_state
-from procgen.tasks import Param, Task, check_result
+from procgen.tasks import Param, Task
+from procgen.tasks._common import fill_rows, range_params, resolve_range, row_validator
 
 # haystack ids
 N_KEYS = 30
@@ -87,6 +88,12 @@ _ONE_U = np.uint64(1)
 
 @njit(cache=True)
 def _haystack_fill(base, start, offsets, eos, out, answer_start):
+    """Write the haystack rows of ``offsets`` (int64; lengths ``2p + 2 + eos`` from the length
+    stream) into ``out`` and their ``answer_start`` (int32, ``2p + 1``).
+
+    Draws, per row: one ``next_u64`` per pair (high 32 bits: the key, by a partial Fisher-Yates
+    shuffle of the 30 keys; low 32 bits: the value), then one whose high 32 bits pick the queried pair.
+    """
     count = offsets.shape[0] - 1
     keys = np.empty(N_KEYS, np.int64)
     for r in range(count):
@@ -229,7 +236,9 @@ def _arith_fill(base, start, op, reverse, fixed_width, min_digits, max_digits, o
     """Fill pass: write rows ``start ..`` back to back into ``out``; return the tokens written.
 
     ``offsets`` (``count + 1`` entries, from 0) and ``answer_start`` receive each row's bounds and
-    first answer position; ``column`` holds the result's digits, least significant first.
+    first answer position; ``column`` holds the result's digits, least significant first. Draws,
+    per row: the operand digit counts from the length stream (:func:`_operand_digits`), then from
+    the content stream ``a``'s chunks and ``b``'s chunks (:func:`_draw_operand`).
     """
     count = offsets.shape[0] - 1
     column = np.empty(2 * max_digits, np.uint64)
@@ -286,13 +295,8 @@ def _arith_kernel(op, reverse):
         base = np.uint64(base)
         fixed_width = bool(params["fixed_width"])
         low, high = params["min_digits"], params["max_digits"]
-        tokens = np.empty(_arith_capacity(base, start, count, op, fixed_width, low, high), dtype)
-        offsets = np.empty(count + 1, np.int64)
-        answer_start = np.empty(count, np.int32)
-        total = _arith_fill(base, start, op, reverse, fixed_width, low, high, tokens, offsets, answer_start)
-        if total < tokens.shape[0]:
-            tokens.resize(total, refcheck=False)  # realloc in place: nothing else references the buffer
-        return tokens, offsets, answer_start
+        return fill_rows(_arith_fill, _arith_capacity(base, start, count, op, fixed_width, low, high), count, dtype,
+                         base, start, op, reverse, fixed_width, low, high)
 
     return kernel
 
@@ -330,7 +334,8 @@ _REASONS = {
 
 @njit(cache=True)
 def _haystack_check(tokens, offsets, answer_start, eos, min_pairs, max_pairs):
-    """Bitmask of seen keys + a key -> value table (no sampling replay)."""
+    """A bitmask of seen keys and a key -> value table (no sampling replay): distinct keys, values
+    and query in range, the query among the keys, the answer its value. Returns ``(row or -1, code)``."""
     count = offsets.shape[0] - 1
     value_of = np.zeros(N_KEYS, np.int64)
     for r in range(count):
@@ -456,22 +461,13 @@ def _arith_check(tokens, offsets, answer_start, op, reverse, fixed_width, min_di
     return -1, _OK
 
 
-def _result(found):
-    return check_result(found, _REASONS)
-
-
-def _haystack_validate(tokens, offsets, answer_start, params):
-    return _result(_haystack_check(tokens, np.asarray(offsets, np.int64), np.asarray(answer_start, np.int32),
-                                   int(params["eos"]), params["min_pairs"], params["max_pairs"]))
+_haystack_validate = row_validator(_haystack_check, _REASONS, lambda params: (
+    int(params["eos"]), params["min_pairs"], params["max_pairs"]))
 
 
 def _arith_validator(op, reverse):
-    def validate(tokens, offsets, answer_start, params):
-        return _result(_arith_check(tokens, np.asarray(offsets, np.int64), np.asarray(answer_start, np.int32),
-                                    op, reverse, bool(params["fixed_width"]), params["min_digits"],
-                                    params["max_digits"]))
-
-    return validate
+    return row_validator(_arith_check, _REASONS, lambda params: (
+        op, reverse, bool(params["fixed_width"]), params["min_digits"], params["max_digits"]))
 
 
 # --- the positions the official harness scores --------------------------------------------------
@@ -511,19 +507,6 @@ def _arith_vocab(operator):
     return vocab
 
 
-def _resolve_range(task, params, name):
-    """Fill ``min_<name>``/``max_<name>`` from ``<name>`` and check that they are ordered."""
-    lo_name, hi_name = f"min_{name}", f"max_{name}"
-    lo = params[lo_name] if params[lo_name] is not None else params[name]
-    hi = params[hi_name] if params[hi_name] is not None else params[name]
-    if lo > hi:
-        lo_label = lo_name if params[lo_name] is not None else f"{lo_name} (defaulting to {name})"
-        hi_label = hi_name if params[hi_name] is not None else f"{hi_name} (defaulting to {name})"
-        raise ValueError(f"{task}: {lo_label} must be <= {hi_label}; got {lo} > {hi}")
-    params[lo_name], params[hi_name] = lo, hi
-    return params
-
-
 def _resolve_pairs(params):
     """``pairs``, when set, fixes the count (it must lie in ``[min_pairs, max_pairs]``)."""
     lo, hi, pairs = params["min_pairs"], params["max_pairs"], params["pairs"]
@@ -547,12 +530,9 @@ _HAYSTACK_PARAMS = (
 
 
 def _arith_params(default_digits):
-    what = "digits per operand"
     return (
-        Param("digits", int, default_digits, f"number of {what} (used when min/max_digits are unset)", low=1,
-              high=MAX_DIGITS),
-        Param("min_digits", int, None, f"fewest {what}; defaults to digits", low=1, high=MAX_DIGITS, nullable=True),
-        Param("max_digits", int, None, f"most {what}; defaults to digits", low=1, high=MAX_DIGITS, nullable=True),
+        *range_params("digits", default_digits, 1, MAX_DIGITS, "number of digits per operand",
+                      "fewest digits per operand", "most digits per operand"),
         Param("fixed_width", bool, False,
               "earlier procgen layout: both operands share d digits, uniform in [0, 10^d) with leading zeros, "
               "and a fixed-width answer (d+1 or 2d digits, leading zeros kept); default: the official layout "
@@ -565,7 +545,7 @@ _ARITH_NOTES = ("Default: the official harness's layout (operands without leadin
                 "Answer digit x is 20+x, stop 30.")
 
 
-def _arith_task(name, op, reverse, default_digits, summary):
+def _arith_task(name, op, reverse, default_digits, summary, finding):
     per_digit, extra = (3, 4) if op == _ADD else (4, 3)  # longest row: both operands at max_digits
     return Task(
         name=name,
@@ -576,9 +556,11 @@ def _arith_task(name, op, reverse, default_digits, summary):
         vocab=_arith_vocab("+" if op == _ADD else "*"),
         max_row_length=lambda params: per_digit * params["max_digits"] + extra,
         pad_id=lambda params: ARITH_PAD,
-        resolve=lambda params: _resolve_range(name, params, "digits"),
+        resolve=lambda params: resolve_range(name, params, "digits"),
         reference_span=_arith_reference_span(op),
         notes=_ARITH_NOTES,
+        finding=finding,
+        differences=("ECA and diagnostics",),
     )
 
 
@@ -596,10 +578,17 @@ TASKS = [
         reference_span=_haystack_reference_span,
         notes="1..30 pairs per row (uniform); keys 128+k (k in 0..29), values 1..127, query 158+k, then the "
               "value. Official scoring: the value only.",
+        finding="Diagnostic probe: recall the value of a queried key among up to 30 pairs. 11.3% from a "
+                "random initialisation, 96.9% after a Dyck warm-up.",
+        differences=("ECA and diagnostics",),
     ),
     _arith_task("addition", _ADD, False, 5,
-                "Addition a + b of two d-digit numbers (no leading zeros), most significant digit first"),
+                "Addition a + b of two d-digit numbers (no leading zeros), most significant digit first",
+                "Diagnostic probe: 5-digit addition (59.1% without warm-up)."),
     _arith_task("reversed_addition", _ADD, True, 10,
-                "Addition with both operands and the sum written least significant digit first"),
-    _arith_task("multiplication", _MUL, False, 5, "Multiplication a * b of two d-digit numbers (no leading zeros)"),
+                "Addition with both operands and the sum written least significant digit first",
+                "Diagnostic probe: 10-digit addition written least significant digit first (76.4% without "
+                "warm-up, 91.0% after an ECA warm-up)."),
+    _arith_task("multiplication", _MUL, False, 5, "Multiplication a * b of two d-digit numbers (no leading zeros)",
+                "Diagnostic probe: 5×5-digit multiplication (42.7% without warm-up, 63.5% after a UNION warm-up)."),
 ]

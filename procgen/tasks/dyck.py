@@ -24,7 +24,8 @@ import numpy as np
 from numba import njit, uint64
 
 from procgen._rng import below, hi32, lo32, next_u64, probability_threshold, row_offsets, row_state
-from procgen.tasks import MAX_LENGTH, Param, Task, check_result, length_params, resolve_length_range
+from procgen.tasks import Param, Task
+from procgen.tasks._common import MAX_LENGTH, SEMANTIC_WARMUP, length_params, longest_row, resolve_range, row_validator
 
 _BRACKETS_OPEN = "([{<"
 _BRACKETS_CLOSE = ")]}>"
@@ -52,10 +53,13 @@ def _dyck_step(state, top_slot, remaining, threshold, k, max_depth, stack):
 
 @njit(cache=True)
 def _dyck_fill(base, start, offsets, k, open_threshold, max_depth, out):
+    """Write the Dyck rows of ``offsets`` (int64, from the length stream) into ``out`` (token dtype).
+
+    Draws, per row: one ``next_u64`` per token (:func:`_dyck_step`: high 32 bits open-or-close
+    against ``open_threshold``, low 32 bits the bracket type of an open).
+    """
     count = offsets.shape[0] - 1
-    longest = 0
-    for r in range(count):
-        longest = max(longest, offsets[r + 1] - offsets[r])
+    longest = longest_row(offsets)
     stack_a = np.zeros(longest + 2, np.int64)
     stack_b = np.zeros(longest + 2, np.int64)
     threshold = uint64(open_threshold)
@@ -83,6 +87,12 @@ def _dyck_fill(base, start, offsets, k, open_threshold, max_depth, out):
 
 @njit(cache=True)
 def _shuffle_fill(base, start, offsets, k, open_threshold, max_depth, closed, out):
+    """Write the shuffle-Dyck rows of ``offsets`` (int64, from the length stream) into ``out``.
+
+    Draws, per row: one ``next_u64`` per token; its high 32 bits decide open-or-close (when both
+    are allowed), its low 32 bits the bracket type of an open or the open type that a close closes
+    (uniform among the distinct open types).
+    """
     count = offsets.shape[0] - 1
     open_count = np.zeros(k, np.int64)   # open brackets per type
     open_types = np.empty(k, np.int64)   # distinct types with open_count > 0 ...
@@ -124,12 +134,16 @@ def _shuffle_fill(base, start, offsets, k, open_threshold, max_depth, closed, ou
                 out[first + j] = bracket + k
 
 
+def _max_depth(params) -> int:
+    """``max_depth``, with None (unlimited) as one more than the longest row."""
+    return params["max_depth"] if params["max_depth"] is not None else params["max_length"] + 1
+
+
 def _dyck_kernel(base, start, count, params, dtype):
     offsets = row_offsets(np.uint64(base), start, count, params["min_length"], params["max_length"], 1)
     tokens = np.empty(offsets[-1], dtype)
-    max_depth = params["max_depth"] if params["max_depth"] is not None else params["max_length"] + 1
     _dyck_fill(np.uint64(base), start, offsets, params["k"], probability_threshold(params["p_open"]),
-               max_depth, tokens)
+               _max_depth(params), tokens)
     return tokens, offsets, np.zeros(count, np.int32)
 
 
@@ -137,9 +151,8 @@ def _shuffle_kernel(base, start, count, params, dtype):
     step = 2 if params["closed"] else 1
     offsets = row_offsets(np.uint64(base), start, count, params["min_length"], params["max_length"], step)
     tokens = np.empty(offsets[-1], dtype)
-    max_depth = params["max_depth"] if params["max_depth"] is not None else params["max_length"] + 1
     _shuffle_fill(np.uint64(base), start, offsets, params["k"], probability_threshold(params["p_open"]),
-                  max_depth, params["closed"], tokens)
+                  _max_depth(params), params["closed"], tokens)
     return tokens, offsets, np.zeros(count, np.int32)
 
 
@@ -157,17 +170,29 @@ _REASONS = {
 }
 
 
+@njit(cache=True, inline="always")
+def _row_frame(offsets, answer_start, r, min_length, max_length):
+    """``(first token, length, code)`` of row ``r``: ``_OK``, or why its frame is wrong (LM-style
+    rows start their answer at 0; lengths lie in ``[min_length, max_length]``)."""
+    first = offsets[r]
+    length = offsets[r + 1] - first
+    if answer_start[r] != 0:
+        return first, length, _BAD_ANSWER_START
+    if length < min_length or length > max_length:
+        return first, length, _BAD_LENGTH
+    return first, length, _OK
+
+
 @njit(cache=True)
 def _dyck_check(tokens, offsets, answer_start, k, max_depth, min_length, max_length):
+    """A depth counter and the type open at each depth: every close matches the innermost open, the
+    depth stays within ``max_depth`` and ends at ``length % 2``. Returns ``(row or -1, code)``."""
     count = offsets.shape[0] - 1
     level_type = np.empty(max_length + 1, np.int64)  # type of the open bracket at each depth
     for r in range(count):
-        first = offsets[r]
-        length = offsets[r + 1] - first
-        if answer_start[r] != 0:
-            return r, _BAD_ANSWER_START
-        if length < min_length or length > max_length:
-            return r, _BAD_LENGTH
+        first, length, code = _row_frame(offsets, answer_start, r, min_length, max_length)
+        if code != _OK:
+            return r, code
         depth = 0
         for j in range(length):
             token = np.int64(tokens[first + j])
@@ -191,15 +216,14 @@ def _dyck_check(tokens, offsets, answer_start, k, max_depth, min_length, max_len
 
 @njit(cache=True)
 def _shuffle_check(tokens, offsets, answer_start, k, max_depth, closed, min_length, max_length):
+    """One counter per type: every close has an open of its type, the total depth stays within
+    ``max_depth`` (and ends at 0 if ``closed``). Returns ``(first bad row or -1, reason code)``."""
     count = offsets.shape[0] - 1
     open_count = np.zeros(k, np.int64)
     for r in range(count):
-        first = offsets[r]
-        length = offsets[r + 1] - first
-        if answer_start[r] != 0:
-            return r, _BAD_ANSWER_START
-        if length < min_length or length > max_length:
-            return r, _BAD_LENGTH
+        first, length, code = _row_frame(offsets, answer_start, r, min_length, max_length)
+        if code != _OK:
+            return r, code
         open_count[:] = 0
         depth = 0
         for j in range(length):
@@ -221,21 +245,10 @@ def _shuffle_check(tokens, offsets, answer_start, k, max_depth, closed, min_leng
     return -1, _OK
 
 
-def _result(found):
-    return check_result(found, _REASONS)
-
-
-def _dyck_validate(tokens, offsets, answer_start, params):
-    max_depth = params["max_depth"] if params["max_depth"] is not None else params["max_length"] + 1
-    return _result(_dyck_check(tokens, np.asarray(offsets, np.int64), np.asarray(answer_start, np.int32),
-                               params["k"], max_depth, params["min_length"], params["max_length"]))
-
-
-def _shuffle_validate(tokens, offsets, answer_start, params):
-    max_depth = params["max_depth"] if params["max_depth"] is not None else params["max_length"] + 1
-    return _result(_shuffle_check(tokens, np.asarray(offsets, np.int64), np.asarray(answer_start, np.int32),
-                                  params["k"], max_depth, params["closed"], params["min_length"],
-                                  params["max_length"]))
+_dyck_validate = row_validator(_dyck_check, _REASONS, lambda params: (
+    params["k"], _max_depth(params), params["min_length"], params["max_length"]))
+_shuffle_validate = row_validator(_shuffle_check, _REASONS, lambda params: (
+    params["k"], _max_depth(params), params["closed"], params["min_length"], params["max_length"]))
 
 
 # --- vocabulary and parameters ------------------------------------------------------------------
@@ -249,12 +262,8 @@ def _vocab(params) -> list[str]:
     return opens + closes + ["<pad>"]
 
 
-def _resolve_dyck(params):
-    return resolve_length_range("dyck", params)
-
-
 def _resolve_shuffle(params):
-    params = resolve_length_range("dyck_shuffle", params)
+    params = resolve_range("dyck_shuffle", params)
     if params["closed"]:
         lo, hi = params["min_length"], params["max_length"]
         if lo % 2:  # closed rows need even lengths: draw among the even lengths of the range
@@ -275,38 +284,38 @@ _K = Param("k", int, 4, "number of bracket types (ids: opens 0..k-1, closes k..2
 _P_OPEN = Param("p_open", float, 0.5, "probability of opening when both moves are allowed", low=0.0, high=1.0,
                 low_open=True, high_open=True)
 
+def _task(name, summary, finding, kernel, validator, resolve, more):
+    return Task(
+        name=name,
+        summary=summary,
+        params=(_K, *length_params(64), _P_OPEN, *more),
+        kernel=kernel,
+        validator=validator,
+        vocab=_vocab,
+        max_row_length=lambda params: params["max_length"],
+        expected_row_length=_mean_length,
+        pad_id=lambda params: 2 * params["k"],
+        size=lambda params: 2 * params["k"] + 1,  # opens, closes, pad: no name list for a large k
+        resolve=resolve,
+        lm_style=True,
+        finding=finding,
+        differences=("Dyck and shuffle-Dyck",),
+    )
+
+
 TASKS = [
-    Task(
-        name="dyck",
-        summary="Dyck-k: well-nested brackets of k types (reference process; even length => balanced)",
-        params=(_K, *length_params(64), _P_OPEN,
-                Param("max_depth", int, None, "maximum nesting depth (None: unlimited)", low=1, high=MAX_LENGTH,
-                      nullable=True)),
-        kernel=_dyck_kernel,
-        validator=_dyck_validate,
-        vocab=_vocab,
-        max_row_length=lambda params: params["max_length"],
-        expected_row_length=_mean_length,
-        pad_id=lambda params: 2 * params["k"],
-        size=lambda params: 2 * params["k"] + 1,  # opens, closes, pad: no name list for a large k
-        resolve=_resolve_dyck,
-        lm_style=True,
-    ),
-    Task(
-        name="dyck_shuffle",
-        summary="Shuffle-Dyck-k: one counter per bracket type, types may interleave",
-        params=(_K, *length_params(64), _P_OPEN,
-                Param("max_depth", int, 16, "maximum total number of open brackets (None: unlimited)", low=1,
-                      high=MAX_LENGTH, nullable=True),
-                Param("closed", bool, False, "end every row with all brackets closed (needs even lengths)")),
-        kernel=_shuffle_kernel,
-        validator=_shuffle_validate,
-        vocab=_vocab,
-        max_row_length=lambda params: params["max_length"],
-        expected_row_length=_mean_length,
-        pad_id=lambda params: 2 * params["k"],
-        size=lambda params: 2 * params["k"] + 1,  # opens, closes, pad: no name list for a large k
-        resolve=_resolve_shuffle,
-        lm_style=True,
-    ),
+    _task("dyck", "Dyck-k: well-nested brackets of k types (reference process; even length => balanced)",
+          "Warming a tiny transformer up on Dyck lifts needle-in-a-haystack recall from 11.3% (random "
+          "initialisation) to 96.9%; with the Dyck tokens shuffled (same tokens, no structure) it stays at "
+          f"10.3%. Dyck is also {SEMANTIC_WARMUP}.",
+          _dyck_kernel, _dyck_validate, lambda params: resolve_range("dyck", params),
+          (Param("max_depth", int, None, "maximum nesting depth (None: unlimited)", low=1, high=MAX_LENGTH,
+                 nullable=True),)),
+    _task("dyck_shuffle", "Shuffle-Dyck-k: one counter per bracket type, types may interleave",
+          f"Shuffle-Dyck (types may interleave, one counter per type) is {SEMANTIC_WARMUP}; it is the "
+          "long-range variant of [dyck](dyck.md).",
+          _shuffle_kernel, _shuffle_validate, _resolve_shuffle,
+          (Param("max_depth", int, 16, "maximum total number of open brackets (None: unlimited)", low=1,
+                 high=MAX_LENGTH, nullable=True),
+           Param("closed", bool, False, "end every row with all brackets closed (needs even lengths)"))),
 ]

@@ -46,7 +46,8 @@ import numpy as np
 from numba import njit
 
 from procgen._rng import below, hi32, next_u64, probability_threshold, row_state
-from procgen.tasks import MAX_LENGTH, MAX_ROW_TOKENS, Param, Task, check_result
+from procgen.tasks import Param, Task
+from procgen.tasks._common import MAX_LENGTH, MAX_ROW_TOKENS, row_validator
 
 SEP = 2
 RULE_TOKEN_BASE = 3  # rule r is token 3 + r when several rules are sampled
@@ -152,6 +153,14 @@ def _bernoulli_word(state, threshold, lowest_bit):
 @njit(cache=True)
 def _eca_fill(base, start, count, rules, rule_masks, width, steps, density_threshold, burn_in, periodic,
               rule_token, spread, out):
+    """Write ``count`` rows of ``(steps+1)*width + steps + rule_token`` tokens each into ``out``.
+
+    ``rules`` (int64) are the rule numbers, ``rule_masks`` (uint64, ``len(rules) x 8``) their bits
+    as all-ones/all-zero words, ``spread`` (``256 x 8``, token dtype) the cells of each byte.
+    Draws, per row: with several rules one ``next_u64`` (high 32 bits pick the rule), then per
+    64-cell word of state_0 the draws of :func:`_bernoulli_word` (one at density 0.5, none at
+    density 0 or 1); burn-in and the steps draw nothing.
+    """
     row_len = (steps + 1) * width + steps + rule_token
     n_rules = rules.shape[0]
     n_words = (width + 63) // 64
@@ -239,6 +248,9 @@ _REASONS = {
 
 @njit(cache=True)
 def _eca_check(tokens, offsets, answer_start, allowed, single_rule, rule_token, width, steps, periodic):
+    """Replay the rule cell by cell from its number (``allowed``: bool[256], the listed rules):
+    layout, cells 0/1, separators, and every state the rule applied to the one before. Returns
+    ``(first bad row or -1, reason code)``."""
     count = offsets.shape[0] - 1
     row_len = (steps + 1) * width + steps + rule_token
     for r in range(count):
@@ -276,14 +288,15 @@ def _eca_check(tokens, offsets, answer_start, allowed, single_rule, rule_token, 
     return -1, _OK
 
 
-def _eca_validate(tokens, offsets, answer_start, params):
-    rules = _rules(params)
+def _allowed_rules(params) -> np.ndarray:
     allowed = np.zeros(256, np.bool_)
-    allowed[list(rules)] = True
-    found = _eca_check(tokens, np.asarray(offsets, np.int64), np.asarray(answer_start, np.int32), allowed,
-                       rules[0], int(len(rules) > 1), params["width"], params["steps"],
-                       params["boundary"] == "periodic")
-    return check_result(found, _REASONS)
+    allowed[list(_rules(params))] = True
+    return allowed
+
+
+_eca_validate = row_validator(_eca_check, _REASONS, lambda params: (
+    _allowed_rules(params), _rules(params)[0], int(_has_rule_token(params)), params["width"], params["steps"],
+    params["boundary"] == "periodic"))
 
 
 # --- vocabulary and parameters ------------------------------------------------------------------
@@ -331,5 +344,9 @@ TASKS = [
         resolve=_resolve,
         notes="Our reconstruction (no reference code). Cells 0/1, SEP=2; with several rules the row "
               "starts with token 3+rule and answer_start shifts by one.",
+        finding="An ECA (rule 110) warm-up lifts 10-digit reversed addition from 76.4% to 91.0% "
+                "(tokens-shuffled control: 65.0%); its MLP layers are the second donor of the best "
+                "assembled model (SET attention + ECA MLPs).",
+        differences=("ECA and diagnostics",),
     ),
 ]

@@ -34,19 +34,21 @@ import numpy as np
 from numba import njit, uint64
 
 from procgen._rng import _GOLDEN, below, hi32, lo32, mix64, next_u64, row_offsets, row_state
-from procgen.tasks import Param, Task, check_result, length_params, resolve_length_range
-
-MAX_VOCAB = 2 ** 20  # content ids up to ~1e6; keeps the per-call lookup tables small
+from procgen.tasks import Param, Task
+from procgen.tasks._common import (MAX_VOCAB, SEMANTIC_WARMUP, end_row, fill_rows, length_params,
+                                   longest_row, resolve_range, row_validator)
 
 _IDENTITY, _REVERSE, _SORT = 0, 1, 2  # modes of _copy_fill / _check_copy
 
 
 # --- generators -------------------------------------------------------------------------------
-# Every fill kernel writes rows back to back into ``out`` (sized for the longest possible rows),
-# records ``offsets``/``answer_start`` and returns the number of tokens written. ``lengths`` are
-# the cumulative input lengths from ``row_offsets``: row r has L = lengths[r+1] - lengths[r].
-# A row's input is drawn into a small buffer ``x`` first and copied from there: ``x`` is allocated
-# inside the kernel, so LLVM knows it does not alias ``out`` and vectorises the copy loops.
+# Every fill kernel writes rows back to back into ``out`` (sized for the longest possible rows, in
+# the token dtype), records ``offsets`` (int64, count + 1) / ``answer_start`` (int32, count) and
+# returns the number of tokens written (procgen.tasks._common.fill_rows runs it). ``lengths`` (int64,
+# count + 1) are the cumulative input lengths from ``row_offsets``: row r has L = lengths[r+1] -
+# lengths[r]. ``vocab`` is V (SEP = V, EOS = V+2). A row's input is drawn into a small buffer ``x``
+# first and copied from there: ``x`` is allocated inside the kernel, so LLVM knows it does not alias
+# ``out`` and vectorises the copy loops.
 
 @njit(cache=True, inline="always")
 def _draw_tokens(state, count, m, x, at):
@@ -70,20 +72,14 @@ def _draw_tokens(state, count, m, x, at):
 
 
 @njit(cache=True)
-def _row_buffer(lengths, out):
-    """Room for the input tokens ``x`` of the longest row, in the output's dtype."""
-    longest = 0
-    for r in range(lengths.shape[0] - 1):
-        longest = max(longest, lengths[r + 1] - lengths[r])
-    return np.empty(longest + 1, out.dtype)
-
-
-@njit(cache=True)
 def _copy_fill(base, start, lengths, vocab, mode, eos, out, offsets, answer_start):
-    """identity / reverse / sort: x, SEP, f(x)."""
+    """identity / reverse / sort (``mode``): rows ``x, SEP, f(x) [, EOS]``.
+
+    Draws, per row: the ``L`` tokens of ``x`` (:func:`_draw_tokens`), nothing else.
+    """
     count = offsets.shape[0] - 1
     m = vocab - 1
-    x = _row_buffer(lengths, out)
+    x = np.empty(longest_row(lengths) + 1, out.dtype)
     counts = np.zeros(vocab, np.int64)  # counting-sort buckets, left zeroed after every row
     slots = np.empty(vocab, np.int64)   # next output position of each bucket
     offsets[0] = 0
@@ -118,21 +114,20 @@ def _copy_fill(base, start, lengths, vocab, mode, eos, out, offsets, answer_star
             for j in range(length):
                 out[q + j] = x[j]
         q += length
-        if eos:
-            out[q] = vocab + 2
-            q += 1
-        answer_start[r] = length + 1
-        offsets[r + 1] = q
-        p = q
+        p = end_row(out, q, eos, vocab + 2, r, length + 1, offsets, answer_start)
     return p
 
 
 @njit(cache=True)
 def _distinct_fill(base, start, lengths, vocab, union, eos, out, offsets, answer_start):
-    """set: x, SEP, distinct(x); union: a, SEP, b, SEP, distinct(a + b) (first-appearance order)."""
+    """set: ``x, SEP, distinct(x)``; union: ``a, SEP, b, SEP, distinct(a + b)`` (first-appearance order).
+
+    Draws, per row: set, the ``L`` tokens of ``x``; union, the ``ceil(L/2)`` tokens of ``a``, then
+    the ``floor(L/2)`` tokens of ``b`` (each with :func:`_draw_tokens`).
+    """
     count = offsets.shape[0] - 1
     m = vocab - 1
-    x = _row_buffer(lengths, out)
+    x = np.empty(longest_row(lengths) + 1, out.dtype)
     seen = np.zeros(vocab, np.int64)  # seen[t] == r + 1 <=> t already emitted in row r (no clearing)
     offsets[0] = 0
     p = 0
@@ -156,27 +151,27 @@ def _distinct_fill(base, start, lengths, vocab, union, eos, out, offsets, answer
                 out[p + j] = x[j]
             out[p + length] = vocab
             q = p + length + 1
-        answer_start[r] = q - p
+        answer = q - p
         stamp = r + 1
         for j in range(length):
             t = x[j]
             out[q] = t  # always written; kept (q advances) only at t's first appearance
             q += seen[t] != stamp
             seen[t] = stamp
-        if eos:
-            out[q] = vocab + 2
-            q += 1
-        offsets[r + 1] = q
-        p = q
+        p = end_row(out, q, eos, vocab + 2, r, answer, offsets, answer_start)
     return p
 
 
 @njit(cache=True)
 def _delete_fill(base, start, lengths, vocab, r_present, eos, out, offsets, answer_start):
-    """delete: x, SEP, r, SEP, x without the first occurrence of r."""
+    """delete: ``x, SEP, r, SEP, x`` without the first occurrence of ``r``.
+
+    Draws, per row: the ``L`` tokens of ``x`` (:func:`_draw_tokens`), then one ``next_u64`` whose
+    high 32 bits pick ``r`` (a position of ``x`` if ``r_present``, else a token in ``1 .. V-1``).
+    """
     count = offsets.shape[0] - 1
     m = vocab - 1
-    x = _row_buffer(lengths, out)
+    x = np.empty(longest_row(lengths) + 1, out.dtype)
     offsets[0] = 0
     p = 0
     for r in range(count):
@@ -201,27 +196,17 @@ def _delete_fill(base, start, lengths, vocab, r_present, eos, out, offsets, answ
         for j in range(hit + 1, length):
             out[q + j - 1] = x[j]
         q += length - 1 if hit < length else length
-        if eos:
-            out[q] = vocab + 2
-            q += 1
-        answer_start[r] = length + 3
-        offsets[r + 1] = q
-        p = q
+        p = end_row(out, q, eos, vocab + 2, r, length + 3, offsets, answer_start)
     return p
 
 
 def _run_fill(fill, extra, base, start, count, params, dtype, option):
-    """Size the buffer for the longest possible rows, fill it, and trim it to what was written."""
+    """Rows of ``fill``: at most twice the input tokens plus ``extra`` separators (and EOS) a row."""
     base = np.uint64(base)
     lengths = row_offsets(base, start, count, params["min_length"], params["max_length"], 1)
     eos = params["eos"]
-    out = np.empty(2 * int(lengths[-1]) + count * (extra + int(eos)), dtype)
-    offsets = np.empty(count + 1, np.int64)
-    answer_start = np.empty(count, np.int32)
-    total = fill(base, start, lengths, params["vocab_size"], option, eos, out, offsets, answer_start)
-    if total < out.shape[0]:
-        out.resize(total, refcheck=False)  # realloc in place: nothing else references the buffer
-    return out, offsets, answer_start
+    return fill_rows(fill, 2 * int(lengths[-1]) + count * (extra + int(eos)), count, dtype,
+                     base, start, lengths, params["vocab_size"], option, eos)
 
 
 def _copy_kernel(mode):
@@ -283,6 +268,8 @@ def _frame_code(tokens, first, n, sep_a, sep_b, vocab, eos):
 
 @njit(cache=True)
 def _check_copy(tokens, offsets, answer_start, vocab, mode, eos, min_length, max_length):
+    """identity / reverse: the answer equals x / reversed x; sort: it is ascending and has x's token
+    counts (a +1/-1 balance per token, not a sort). Returns ``(first bad row or -1, reason code)``."""
     count = offsets.shape[0] - 1
     balance = np.zeros(vocab, np.int64)  # sort: +1 per input token, -1 per answer token
     for r in range(count):
@@ -321,7 +308,8 @@ def _check_copy(tokens, offsets, answer_start, vocab, mode, eos, min_length, max
 
 @njit(cache=True)
 def _check_distinct(tokens, offsets, answer_start, vocab, union, eos, min_length, max_length):
-    """set / union: the answer must list each input token once, ordered by its first position."""
+    """set / union: the answer must list each input token once, ordered by its first position
+    (tables of each token's owner row and first input position). Returns ``(row or -1, code)``."""
     count = offsets.shape[0] - 1
     owner = np.zeros(vocab, np.int64)       # owner[t] == r + 1 <=> t occurs in row r's input
     first_pos = np.zeros(vocab, np.int64)   # position of t's first occurrence in the input
@@ -362,6 +350,8 @@ def _check_distinct(tokens, offsets, answer_start, vocab, union, eos, min_length
 
 @njit(cache=True)
 def _check_delete(tokens, offsets, answer_start, vocab, r_present, eos, min_length, max_length):
+    """delete: the answer is x with the first occurrence of r (if any) skipped, compared position by
+    position. Returns ``(first bad row or -1, reason code)``."""
     count = offsets.shape[0] - 1
     for r in range(count):
         first = offsets[r]
@@ -392,34 +382,18 @@ def _check_delete(tokens, offsets, answer_start, vocab, r_present, eos, min_leng
     return -1, _OK
 
 
-def _result(found):
-    return check_result(found, _REASONS)
-
-
-def _arrays(offsets, answer_start):
-    return np.asarray(offsets, np.int64), np.asarray(answer_start, np.int32)
-
-
 def _copy_validator(mode):
-    def validate(tokens, offsets, answer_start, params):
-        offsets, answer_start = _arrays(offsets, answer_start)
-        return _result(_check_copy(tokens, offsets, answer_start, params["vocab_size"], mode, params["eos"],
-                                   params["min_length"], params["max_length"]))
-    return validate
+    return row_validator(_check_copy, _REASONS, lambda params: (
+        params["vocab_size"], mode, params["eos"], params["min_length"], params["max_length"]))
 
 
 def _distinct_validator(union):
-    def validate(tokens, offsets, answer_start, params):
-        offsets, answer_start = _arrays(offsets, answer_start)
-        return _result(_check_distinct(tokens, offsets, answer_start, params["vocab_size"], union, params["eos"],
-                                       params["min_length"], params["max_length"]))
-    return validate
+    return row_validator(_check_distinct, _REASONS, lambda params: (
+        params["vocab_size"], union, params["eos"], params["min_length"], params["max_length"]))
 
 
-def _delete_validate(tokens, offsets, answer_start, params):
-    offsets, answer_start = _arrays(offsets, answer_start)
-    return _result(_check_delete(tokens, offsets, answer_start, params["vocab_size"], params["r_present"],
-                                 params["eos"], params["min_length"], params["max_length"]))
+_delete_validate = row_validator(_check_delete, _REASONS, lambda params: (
+    params["vocab_size"], params["r_present"], params["eos"], params["min_length"], params["max_length"]))
 
 
 # --- vocabulary and parameters ------------------------------------------------------------------
@@ -435,23 +409,9 @@ def _vocab_size(params) -> int:
     return params["vocab_size"] + 2 + int(params["eos"])
 
 
-def _resolver(name):
-    return lambda params: resolve_length_range(name, params)
-
-
 _VOCAB = Param("vocab_size", int, 100, "V: content tokens are 1..V-1, SEP = V, PAD = V+1", low=2, high=MAX_VOCAB)
 _EOS = Param("eos", bool, False, "append an end token (id V+2) after the answer")
 _R_PRESENT = Param("r_present", bool, False, "draw r from a uniformly chosen position of x (every row deletes)")
-
-_SUMMARIES = {
-    "identity": "x, SEP, x",
-    "reverse": "x, SEP, reversed(x)",
-    "sort": "x, SEP, sorted(x) (ascending, duplicates kept)",
-    "set": "x, SEP, distinct tokens of x in first-appearance order",
-    "union": "a, SEP, b, SEP, distinct tokens of a+b in first-appearance order (a gets ceil(L/2))",
-    "delete": "x, SEP, r, SEP, x without the first occurrence of r",
-}
-
 
 def _mean_absent(params) -> float:
     """Mean over the row length range of P(a given content token is absent from L uniform draws).
@@ -482,10 +442,10 @@ def _mean_length(name):
     return mean
 
 
-def _task(name, kernel, validator, extra, length_low=1, more=()):
+def _task(name, summary, finding, kernel, validator, extra, length_low=1, more=()):
     return Task(
         name=name,
-        summary=_SUMMARIES[name],
+        summary=summary,
         params=(*length_params(64, low=length_low, what="input tokens"), _VOCAB, _EOS, *more),
         kernel=kernel,
         validator=validator,
@@ -494,15 +454,29 @@ def _task(name, kernel, validator, extra, length_low=1, more=()):
         max_row_length=lambda params: 2 * params["max_length"] + extra + int(params["eos"]),
         expected_row_length=_mean_length(name),
         pad_id=lambda params: params["vocab_size"] + 1,
-        resolve=_resolver(name),
+        resolve=lambda params: resolve_range(name, params),
+        finding=finding,
+        differences=("Sequence tasks and STACK",),
     )
 
 
 TASKS = [
-    _task("identity", _copy_kernel(_IDENTITY), _copy_validator(_IDENTITY), 1),
-    _task("reverse", _copy_kernel(_REVERSE), _copy_validator(_REVERSE), 1),
-    _task("sort", _copy_kernel(_SORT), _copy_validator(_SORT), 1),
-    _task("set", _set_kernel, _distinct_validator(False), 1),
-    _task("union", _union_kernel, _distinct_validator(True), 2, length_low=2),
-    _task("delete", _delete_kernel, _delete_validate, 3, more=(_R_PRESENT,)),
+    _task("identity", "x, SEP, x", f"Copying: {SEMANTIC_WARMUP}.",
+          _copy_kernel(_IDENTITY), _copy_validator(_IDENTITY), 1),
+    _task("reverse", "x, SEP, reversed(x)", f"Reversal: {SEMANTIC_WARMUP}.",
+          _copy_kernel(_REVERSE), _copy_validator(_REVERSE), 1),
+    _task("sort", "x, SEP, sorted(x) (ascending, duplicates kept)",
+          f"Sorting is {SEMANTIC_WARMUP}, and doubles as the sorting diagnostic (82.7% without warm-up).",
+          _copy_kernel(_SORT), _copy_validator(_SORT), 1),
+    _task("set", "x, SEP, distinct tokens of x in first-appearance order",
+          f"SET is {SEMANTIC_WARMUP}. Its attention layers carry the useful structure: transferring only "
+          "SET attention lifts haystack recall to 88.9% (the full model: 18.9%), and SET attention "
+          "assembled with ECA MLPs raises the mean over four diagnostics from 57.4% to 89.3%.",
+          _set_kernel, _distinct_validator(False), 1),
+    _task("union", "a, SEP, b, SEP, distinct tokens of a+b in first-appearance order (a gets ceil(L/2))",
+          f"UNION is {SEMANTIC_WARMUP}. A UNION warm-up lifts 5×5-digit multiplication from 42.7% to "
+          "63.5% (tokens-shuffled control: 48.4%).",
+          _union_kernel, _distinct_validator(True), 2, length_low=2),
+    _task("delete", "x, SEP, r, SEP, x without the first occurrence of r", f"Deletion: {SEMANTIC_WARMUP}.",
+          _delete_kernel, _delete_validate, 3, more=(_R_PRESENT,)),
 ]

@@ -27,8 +27,9 @@ from numba import njit, uint64
 
 from procgen._rng import (_GOLDEN, below, hi32, lo32, mix64, next_u64, probability_threshold, row_offsets,
                           row_state)
-from procgen.tasks import Param, Task, check_result, length_params, resolve_length_range
-from procgen.tasks.sequence import MAX_VOCAB
+from procgen.tasks import Param, Task
+from procgen.tasks._common import (MAX_VOCAB, SEMANTIC_WARMUP, end_row, fill_rows, length_params,
+                                   longest_row, resolve_range, row_validator)
 
 
 # --- generator ----------------------------------------------------------------------------------
@@ -36,11 +37,18 @@ from procgen.tasks.sequence import MAX_VOCAB
 @njit(cache=True)
 def _stack_fill(base, start, lengths, vocab, push_threshold, pop_threshold, split_frac, eos,
                 out, offsets, answer_start):
+    """Rows ``ops, SEP, final stack top -> bottom [, EOS]`` back to back into ``out``; returns the
+    tokens written (see ``procgen.tasks._common``). ``lengths``: int64 cumulative op counts (row r
+    has ``L = lengths[r+1] - lengths[r]`` ops); ``push_threshold`` / ``pop_threshold``: 32-bit
+    thresholds of the early push and late pop probabilities.
+
+    Draws, per row: ``L`` draws, draw ``j`` decides step ``j`` (high 32 bits against the
+    threshold) and gives its pushed token (low 32 bits); then, in step order, a further draw (high
+    32 bits) each time a push's token is already on the stack (rejection sampling).
+    """
     count = offsets.shape[0] - 1
     m = vocab - 1
-    longest = 0
-    for r in range(count):
-        longest = max(longest, lengths[r + 1] - lengths[r])
+    longest = longest_row(lengths)
     draws = np.empty(longest, np.uint64)  # draw j decides step j (high bits) and its push (low bits)
     stack = np.empty(min(longest, m) + 1, np.int64)  # items at stack[1..size] (index 0 unused)
     on_stack = np.zeros(vocab, np.int64)  # on_stack[t] == r + 1 <=> t is on row r's stack (no clearing)
@@ -85,12 +93,7 @@ def _stack_fill(base, start, lengths, vocab, push_threshold, pop_threshold, spli
         for i in range(size):
             out[q + i] = stack[size - i]
         q += size
-        if eos:
-            out[q] = vocab + 2
-            q += 1
-        answer_start[r] = length + 1
-        offsets[r + 1] = q
-        p = q
+        p = end_row(out, q, eos, vocab + 2, r, length + 1, offsets, answer_start)
     return p
 
 
@@ -99,16 +102,9 @@ def _stack_kernel(base, start, count, params, dtype):
     lengths = row_offsets(base, start, count, params["min_length"], params["max_length"], 1)
     eos = params["eos"]
     # ops + final stack (<= number of ops) + SEP (+ EOS) per row; trimmed after filling
-    out = np.empty(2 * int(lengths[-1]) + count * (1 + int(eos)), dtype)
-    offsets = np.empty(count + 1, np.int64)
-    answer_start = np.empty(count, np.int32)
-    total = _stack_fill(base, start, lengths, params["vocab_size"],
-                        probability_threshold(params["push_prob_early"]),
-                        probability_threshold(params["pop_prob_late"]), params["split_frac"], eos,
-                        out, offsets, answer_start)
-    if total < out.shape[0]:
-        out.resize(total, refcheck=False)  # realloc in place: nothing else references the buffer
-    return out, offsets, answer_start
+    return fill_rows(_stack_fill, 2 * int(lengths[-1]) + count * (1 + int(eos)), count, dtype,
+                     base, start, lengths, params["vocab_size"], probability_threshold(params["push_prob_early"]),
+                     probability_threshold(params["pop_prob_late"]), params["split_frac"], eos)
 
 
 # --- validator: replays the operations on an explicit stack --------------------------------------
@@ -132,6 +128,10 @@ _REASONS = {
 @njit(cache=True)
 def _stack_check(tokens, offsets, answer_start, vocab, always_push_early, always_pop_late, split_frac, eos,
                  min_length, max_length):
+    """Replays each row's operations on an explicit stack: no pop from an empty stack, no push of a
+    token already on it, the process's forced moves (``always_push_early`` / ``always_pop_late``:
+    the probabilities are 1), and the answer equal to the replayed stack from top to bottom.
+    Returns ``(first bad row or -1, reason code)``."""
     count = offsets.shape[0] - 1
     present = np.zeros(vocab, np.bool_)  # tokens on the replayed stack; cleared at the end of a row
     replay = np.empty(max_length + 1, np.int64)
@@ -184,11 +184,9 @@ def _stack_check(tokens, offsets, answer_start, vocab, always_push_early, always
     return -1, _OK
 
 
-def _stack_validate(tokens, offsets, answer_start, params):
-    found = _stack_check(tokens, np.asarray(offsets, np.int64), np.asarray(answer_start, np.int32),
-                         params["vocab_size"], params["push_prob_early"] == 1.0, params["pop_prob_late"] == 1.0,
-                         params["split_frac"], params["eos"], params["min_length"], params["max_length"])
-    return check_result(found, _REASONS)
+_stack_validate = row_validator(_stack_check, _REASONS, lambda params: (
+    params["vocab_size"], params["push_prob_early"] == 1.0, params["pop_prob_late"] == 1.0, params["split_frac"],
+    params["eos"], params["min_length"], params["max_length"]))
 
 
 # --- vocabulary and parameters ------------------------------------------------------------------
@@ -224,6 +222,8 @@ TASKS = [
         max_row_length=lambda params: (params["max_length"] + 1 + min(params["max_length"], params["vocab_size"] - 1)
                                        + int(params["eos"])),
         pad_id=lambda params: params["vocab_size"] + 1,
-        resolve=lambda params: resolve_length_range("stack", params),
+        resolve=lambda params: resolve_range("stack", params),
+        finding=f"STACK (replaying push/pop operations) is {SEMANTIC_WARMUP}.",
+        differences=("Sequence tasks and STACK",),
     ),
 ]

@@ -13,8 +13,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from procgen.train.model import GPT, GPTConfig, state_dict_from_hf, state_dict_to_hf
 from procgen.train.transfer import (COMPONENTS, add_noise, assemble, freeze, parameter_names,
                                     shuffle_weights, transfer)
-from procgen.train.data import (DataCollatorForProcgen, ProcgenIterableDataset, collate, collate_batch, pack,
-                                trainer_dataset)
+from procgen.train.collate import DataCollatorForProcgen, collate, collate_batch, pack, trainer_dataset
+from procgen.train.data import ProcgenIterableDataset
 from procgen.train.evaluate import evaluate
 from procgen.train.loop import build_model, train, warmup
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from procgen._checks import check_choice, check_int
 from procgen.batch import IGNORE_INDEX, Batch
 from procgen.train.data import collate_batch
 
@@ -68,17 +69,14 @@ def check_scoring(scoring) -> str:
     """``scoring`` itself, or a ValueError naming the allowed values."""
     from procgen.tasks import SCORINGS
 
-    if scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
-    return scoring
+    return check_choice(scoring, "scoring", SCORINGS)
 
 
 def evaluate_batch(model, batch: Batch, batch_size: int = 64, scoring: str = "all") -> dict:
     """Score ``model`` on the rows of an in-memory :class:`procgen.Batch` (see :func:`evaluate`)."""
     from procgen.train.model import GPT
 
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", 1)
     check_scoring(scoring)
     check_vocab(model, batch.task, batch.params)
     block_size = model_block_size(model)

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from procgen._rng import derive_seed
 from procgen.train import checkpoint
 from procgen.train.checkpoint import HF_DIR, STATE_NAME  # noqa: F401 (names of the run directory's files)
 from procgen.train.data import ProcgenIterableDataset, TaskRows
@@ -442,7 +443,7 @@ def _adamw(model, lr: float, weight_decay: float, betas) -> torch.optim.AdamW:
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
     """Seed of the random state at ``step`` on ``rank`` (independent streams, never ``seed + step``)."""
-    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return derive_seed(seed, "train-step", step, rank)
 
 
 def check_device(device) -> torch.device:

@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from procgen._checks import check_int
 from procgen._files import atomic_open
 
 MODEL_TYPE = "procgen-gpt"
@@ -75,9 +76,7 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            setattr(self, name, check_int(getattr(self, name), name, 1))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         dropout = self.dropout

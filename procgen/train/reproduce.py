@@ -20,26 +20,36 @@ scored positions (``scoring="reference"``, the number to put next to the paper's
 ``accuracy_all`` on every answer token. ``jobs=N`` runs independent warm-ups and fine-tunes in N
 worker processes (spawned, one thread each by default); a run's result does not depend on it.
 
+The experiments and budgets are data in :mod:`procgen.train.experiments`; the tables and figures
+come from :mod:`procgen.train.report`.
+
+Seeds: every random draw of a run (the models' initialisation, the weight-shuffle control) is
+seeded by :func:`procgen._rng.derive_seed` from the run's seed and a purpose. Records of version 2
+(written before that, with another derivation of the same seeds) are still read back as finished
+runs of the same settings, so the published tables re-render without re-training; they say
+``"version": 2`` in their spec.
+
 >>> reproduce("haystack", seeds=3, budget="quarter", out="results", jobs=2)      # doctest: +SKIP
->>> [e.name for e in EXPERIMENTS][:2]
-['haystack', 'addition']
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import math
 import multiprocessing
 import shutil
 import time
-import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from procgen._checks import check_int
+from procgen._rng import derive_seed
+from procgen.train.experiments import (BUDGETS, EXPERIMENTS, WARMUP_RECIPES, Budget, Condition,  # noqa: F401
+                                       Donor, Experiment, WarmUp, experiment_names, get_budget, get_experiments,
+                                       warmup_lr_warmup)
+from procgen.train.report import plot_results, results_table
 
 EVAL_SEED = 0  # every condition and seed is scored on the same held-out rows
 CURVE_SEED = 1  # rows of the learning curves (test split too, other rows than the final score's)
@@ -51,261 +61,19 @@ FINETUNE_DIR = "finetunes"
 # context lengths of the official harness's fine-tune models (n_positions in its task files)
 OFFICIAL_POSITIONS = {"haystack": 100, "addition": 40, "reversed_addition": 40, "multiplication": 40}
 OFFICIAL_BATCH = {"multiplication": 64}  # task_multiplication.py overrides the harness's batch of 1000
-_RECORD_VERSION = 2  # 2: both scorings, protocol fields; records of version 1 are not reused
-
-
-# --- experiments as data ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class WarmUp:
-    """A procedural warm-up: ``task`` with ``params`` (sorted ``(name, value)`` pairs), optionally
-    with the tokens of every row shuffled (the "same unigrams, no structure" control); ``steps`` and
-    ``lr`` override the budget's warm-up settings for this task (the recipe search's choice)."""
-
-    task: str
-    params: tuple = ()
-    shuffle_tokens: bool = False
-    steps: int | None = None  # None: the budget's warmup_steps
-    lr: float | None = None  # None: the budget's warmup_lr
-
-    def label(self) -> str:
-        """Readable name, e.g. ``"dyck"`` or ``"eca rule=30 (tokens shuffled)"``."""
-        text = self.task + "".join(f" {k}={v}" for k, v in self.params)
-        return text + " (tokens shuffled)" if self.shuffle_tokens else text
-
-
-@dataclass(frozen=True)
-class Donor:
-    """``components`` (names of :data:`procgen.train.transfer.COMPONENTS`) taken from a model
-    warmed up with ``warmup``."""
-
-    components: tuple
-    warmup: WarmUp
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One way to initialise the fine-tuned model.
-
-    ``donors``: empty for no warm-up; one donor for a transfer; several for an assembly (e.g.
-    attention from SET, MLPs from ECA). ``shuffle_weights``: the control that permutes the
-    entries of every transferred tensor before the transfer. ``reference``: the paper's accuracy
-    in percent, as ``(target task or "mean", value)`` pairs.
-    """
-
-    name: str
-    donors: tuple = ()
-    shuffle_weights: bool = False
-    reference: tuple = ()
-
-    def recipe(self) -> str:
-        """How the fine-tuned model is initialised, e.g. ``"attn from set; mlp from eca"``."""
-        if not self.donors:
-            return "random init"
-        parts = [f"{'+'.join(d.components)} from {d.warmup.label()}" for d in self.donors]
-        return "; ".join(parts) + (" (weights shuffled)" if self.shuffle_weights else "")
-
-    def reference_for(self, key: str) -> float | None:
-        """The paper's accuracy (%) for a target task or ``"mean"``; None where it has none."""
-        return dict(self.reference).get(key)
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """Conditions compared on the diagnostic ``targets`` with a GPT of size ``model``; with
-    several targets the table also reports the mean over them. ``params``: task parameters of
-    the targets as sorted ``(name, value)`` pairs (default: the task defaults, as in the paper)."""
-
-    name: str
-    targets: tuple
-    conditions: tuple
-    model: str = "2_4_16"
-    summary: str = ""
-    params: tuple = ()
-
-
-def _warm(task: str, shuffled: bool = False, **params) -> WarmUp:
-    steps, lr = WARMUP_RECIPES.get(task, (None, None))
-    return WarmUp(task, tuple(sorted(params.items())), shuffled, steps, lr)
-
-
-# per warm-up task, (steps, lr) chosen by the recipe search of docs/results/warmup_search.py (its rule
-# is stated there and was fixed before any target run); batch 128, 100 lr warm-up steps, cosine.
-WARMUP_RECIPES: dict[str, tuple[int | None, float | None]] = {"dyck": (2000, 3e-3)}
-
-_NONE = "no warm-up"
-_DYCK, _ECA, _SET, _UNION, _IDENTITY = _warm("dyck"), _warm("eca"), _warm("set"), _warm("union"), _warm("identity")
-
-EXPERIMENTS = (
-    Experiment("haystack", ("haystack",), (
-        Condition(_NONE, reference=(("haystack", 11.3),)),
-        Condition("dyck", (Donor(("all",), _DYCK),), reference=(("haystack", 96.9),)),
-        Condition("dyck, tokens shuffled", (Donor(("all",), _warm("dyck", True)),),
-                  reference=(("haystack", 10.3),)),
-        Condition("dyck, weights shuffled", (Donor(("all",), _DYCK),), shuffle_weights=True),
-    ), summary="needle in a haystack after a Dyck warm-up, with both controls"),
-    Experiment("addition", ("addition",), (Condition(_NONE, reference=(("addition", 59.1),)),),
-               summary="5-digit addition without warm-up"),
-    Experiment("reversed_addition", ("reversed_addition",), (
-        Condition(_NONE, reference=(("reversed_addition", 76.4),)),
-        Condition("eca", (Donor(("all",), _ECA),), reference=(("reversed_addition", 91.0),)),
-        Condition("eca, tokens shuffled", (Donor(("all",), _warm("eca", True)),),
-                  reference=(("reversed_addition", 65.0),)),
-    ), summary="10-digit reversed addition after an ECA (rule 110) warm-up"),
-    Experiment("sort", ("sort",), (Condition(_NONE, reference=(("sort", 82.7),)),),
-               summary="sorting 64 tokens without warm-up"),
-    Experiment("multiplication", ("multiplication",), (
-        Condition(_NONE, reference=(("multiplication", 42.7),)),
-        Condition("union", (Donor(("all",), _UNION),), reference=(("multiplication", 63.5),)),
-        Condition("union, tokens shuffled", (Donor(("all",), _warm("union", True)),),
-                  reference=(("multiplication", 48.4),)),
-    ), model="4_8_512", summary="5x5-digit multiplication (larger model) after a UNION warm-up"),
-    Experiment("components", ("haystack",), (
-        Condition("identity, full model", (Donor(("all",), _IDENTITY),), reference=(("haystack", 18.8),)),
-        Condition("identity, attention only", (Donor(("attn",), _IDENTITY),), reference=(("haystack", 99.0),)),
-        Condition("set, full model", (Donor(("all",), _SET),), reference=(("haystack", 18.9),)),
-        Condition("set, attention only", (Donor(("attn",), _SET),), reference=(("haystack", 88.9),)),
-    ), summary="which part of an IDENTITY or SET warm-up transfers to the haystack: attention only vs everything"),
-    Experiment("assembly", ("haystack", "addition", "reversed_addition", "sort"), (
-        Condition(_NONE, reference=(("mean", 57.4),)),
-        Condition("set attention", (Donor(("attn",), _SET),), reference=(("mean", 80.6),)),
-        Condition("set attention + eca MLPs", (Donor(("attn",), _SET), Donor(("mlp",), _ECA)),
-                  reference=(("mean", 89.3),)),
-    ), summary="a model assembled from two warm-ups, averaged over four diagnostics"),
-)
-# the decisive haystack rows alone, for the paper's full budget (same run keys as "haystack")
-EXPERIMENTS += (dataclasses.replace(EXPERIMENTS[0], name="haystack_decisive", conditions=EXPERIMENTS[0].conditions[:2],
-                                    summary="no warm-up vs Dyck, the decisive haystack rows"),)
-# the paper's haystack has 30 pairs, which a 2_4_16 model does not learn within a CPU budget (see
-# docs/results.md); the same conditions on a 2-pair haystack show what a small budget can resolve
-EXPERIMENTS += tuple(
-    dataclasses.replace(e, name=f"{e.name}_2pairs", params=(("pairs", 2),), summary=e.summary + " (2 pairs "
-                        "instead of 30, so that a CPU budget can learn it; the paper has no numbers for it)",
-                        conditions=tuple(dataclasses.replace(c, reference=()) for c in e.conditions))
-    for e in EXPERIMENTS if e.name in ("haystack", "components"))
-
-
-def experiment_names() -> list[str]:
-    """Names accepted by :func:`reproduce` (``"all"`` runs every one)."""
-    return [e.name for e in EXPERIMENTS]
-
-
-def get_experiments(names) -> list[Experiment]:
-    """Experiments by name: a list, a comma-separated string, or ``"all"``.
-
-    >>> [e.name for e in get_experiments("haystack,components")]
-    ['haystack', 'components']
-    """
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    names = list(names)
-    if names == ["all"]:
-        return list(EXPERIMENTS)
-    by_name = {e.name: e for e in EXPERIMENTS}
-    unknown = [n for n in names if n not in by_name]
-    if not names or unknown:
-        got = repr(unknown[0]) if unknown else "nothing"
-        raise ValueError(f"experiment: unknown experiment {got}; choose from {', '.join(by_name)} or all")
-    return [by_name[n] for n in dict.fromkeys(names)]
-
-
-# --- budgets ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Budget:
-    """Optimisation settings shared by every run of a reproduction (a protocol).
-
-    Warm-up: ``warmup_steps`` AdamW steps of ``warmup_batch_size`` fresh rows at peak
-    ``warmup_lr``. Fine-tune: ``finetune_steps`` steps of ``finetune_batch_size`` fresh rows at
-    peak ``finetune_lr``. Both: linear learning-rate warm-up over ``lr_warmup_steps`` then cosine
-    decay to ``min_lr_ratio`` of the peak, AdamW ``betas``, weight decay ``weight_decay``
-    (matrices and embeddings, not biases or norms), gradient clip 1.
-    ``warmup_lr_warmup_steps`` (default ``lr_warmup_steps``) is the warm-up's own.
-    Scoring: ``eval_rows`` held-out rows at the end; ``curve_rows`` rows every ``eval_every``
-    fine-tune steps for the learning curves. ``seeds``: the default number of seeds.
-
-    The fine-tuned model: ``tie_embeddings`` (False: separate input and output embeddings, as in
-    the official harness); ``scoring``: the positions that carry the fine-tune loss (and the
-    curves' score); ``official_model``: the official harness's context lengths
-    (:data:`OFFICIAL_POSITIONS`), its batch of 64 for multiplication, and its transfer rules -- token embeddings (input and output) set
-    to the mean of the donor's input embedding only when everything is transferred (random
-    otherwise), position embeddings copied only when the donor's context is at least as long.
-    """
-
-    name: str
-    warmup_steps: int
-    warmup_batch_size: int
-    warmup_lr: float
-    finetune_steps: int
-    finetune_batch_size: int
-    finetune_lr: float
-    lr_warmup_steps: int
-    weight_decay: float
-    eval_rows: int
-    eval_every: int
-    curve_rows: int
-    seeds: int
-    betas: tuple = (0.9, 0.95)
-    min_lr_ratio: float = 0.1
-    warmup_lr_warmup_steps: int | None = None  # the warm-up's own linear lr warm-up (None: lr_warmup_steps)
-    tie_embeddings: bool = True
-    scoring: str = "all"
-    official_model: bool = False
-
-
-BUDGETS = {
-    # a 2-core CPU: the haystack experiment (3 seeds, 4 conditions) in about half an hour; how these
-    # numbers were chosen is in docs/results.md
-    "small": Budget("small", warmup_steps=2000, warmup_batch_size=128, warmup_lr=3e-3,
-                    finetune_steps=1500, finetune_batch_size=128, finetune_lr=1e-2, lr_warmup_steps=100,
-                    weight_decay=1e-3, eval_rows=4000, eval_every=250, curve_rows=500, seeds=3),
-    # the official harness's fine-tune exactly (HF Trainer defaults: AdamW 1e-3, betas 0.9/0.999,
-    # 500 linear warm-up steps, cosine to 0, wd 1e-3, clip 1; batch 1000 fresh rows x 10 000 steps;
-    # untied GPT-2, loss on the scored positions, 4000 test rows). The papers do not publish the
-    # diagnostic warm-ups: ours is the small budget's (2000 steps x 128 rows, lr 3e-3) until a
-    # documented recipe search replaces it (docs/results.md).
-    "paper": Budget("paper", warmup_steps=2000, warmup_batch_size=128, warmup_lr=3e-3,
-                    finetune_steps=10_000, finetune_batch_size=1000, finetune_lr=1e-3, lr_warmup_steps=500,
-                    weight_decay=1e-3, eval_rows=4000, eval_every=500, curve_rows=1000, seeds=3,
-                    betas=(0.9, 0.999), min_lr_ratio=0.0, tie_embeddings=False, scoring="reference",
-                    official_model=True, warmup_lr_warmup_steps=100),
-    # the paper's protocol at a quarter of its fine-tune rows (2 500 steps x 1000)
-    "quarter": Budget("quarter", warmup_steps=2000, warmup_batch_size=128, warmup_lr=3e-3,
-                      finetune_steps=2500, finetune_batch_size=1000, finetune_lr=1e-3, lr_warmup_steps=500,
-                      weight_decay=1e-3, eval_rows=4000, eval_every=250, curve_rows=1000, seeds=3,
-                      betas=(0.9, 0.999), min_lr_ratio=0.0, tie_embeddings=False, scoring="reference",
-                      official_model=True, warmup_lr_warmup_steps=100),
-    # a pipeline check in seconds (numbers meaningless): what CI runs
-    "smoke": Budget("smoke", warmup_steps=2, warmup_batch_size=4, warmup_lr=1e-3, finetune_steps=2,
-                    finetune_batch_size=4, finetune_lr=1e-3, lr_warmup_steps=1, weight_decay=1e-3,
-                    eval_rows=8, eval_every=1, curve_rows=4, seeds=1),
-}
-
-
-def get_budget(budget) -> Budget:
-    """A :class:`Budget`, or the one named ``budget`` in :data:`BUDGETS`."""
-    if isinstance(budget, Budget):
-        return budget
-    if not isinstance(budget, str) or budget not in BUDGETS:
-        raise ValueError(f"budget: unknown budget {budget!r} (the protocol); choose from {', '.join(BUDGETS)}")
-    return BUDGETS[budget]
+_RECORD_VERSION = 3  # 3: seeds from derive_seed; 2: both scorings, protocol fields (still read back); 1: not reused
+_LEGACY_VERSION = 2
 
 
 # --- running ------------------------------------------------------------------------------------
 
 def _derived_seed(seed: int, *names: str) -> int:
     """An independent torch seed per (seed, purpose), never ``seed + i`` arithmetic."""
-    words = [seed] + [zlib.crc32(name.encode()) for name in names]
-    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return derive_seed(seed, "reproduce", *names)
 
 
 def _key(value) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _warmup_lr_warmup(budget: Budget) -> int:
-    steps = budget.lr_warmup_steps if budget.warmup_lr_warmup_steps is None else budget.warmup_lr_warmup_steps
-    return min(steps, budget.warmup_steps)
 
 
 def warmup_accuracy(model, task: str, params: dict, rows: int = 1000) -> float:
@@ -341,20 +109,25 @@ def _warmup_steps_lr(warmup: WarmUp, budget: Budget) -> tuple[int, float]:
     return budget.warmup_steps, budget.warmup_lr
 
 
-def _warmup_spec(warmup: WarmUp, model: str, seed: int, budget: Budget) -> dict:
+def _warmup_spec(warmup: WarmUp, model: str, seed: int, budget: Budget, version: int = _RECORD_VERSION) -> dict:
     steps, lr = _warmup_steps_lr(warmup, budget)
-    return {"task": warmup.task, "params": dict(warmup.params), "shuffle_tokens": warmup.shuffle_tokens,
+    seeding = {} if version == _LEGACY_VERSION else {"seeding": version}  # a warm-up's init depends on it
+    return {**seeding, "task": warmup.task, "params": dict(warmup.params), "shuffle_tokens": warmup.shuffle_tokens,
             "model": model, "seed": seed, "steps": steps, "batch_size": budget.warmup_batch_size,
-            "lr": lr, "lr_warmup_steps": min(_warmup_lr_warmup(budget), steps),
+            "lr": lr, "lr_warmup_steps": min(warmup_lr_warmup(budget), steps),
             "weight_decay": budget.weight_decay}
 
 
-def _run_spec(experiment: Experiment, condition: Condition, target: str, seed: int, budget: Budget) -> dict:
-    """Everything that determines a run's result (its identity for resuming and sharing)."""
+def _run_spec(experiment: Experiment, condition: Condition, target: str, seed: int, budget: Budget,
+              version: int = _RECORD_VERSION) -> dict:
+    """Everything that determines a run's result (its identity for resuming and sharing).
+
+    ``version=2``: the spec the same run had before seeds came from derive_seed (to find its record).
+    """
     extra = {"target_params": dict(experiment.params)} if experiment.params else {}
-    return {"version": _RECORD_VERSION, "target": target, **extra, "model": experiment.model, "seed": seed,
+    return {"version": version, "target": target, **extra, "model": experiment.model, "seed": seed,
             "donors": [{"components": list(d.components), "warmup": _warmup_spec(d.warmup, experiment.model,
-                                                                                  seed, budget)}
+                                                                                  seed, budget, version)}
                        for d in condition.donors],
             "shuffle_weights": condition.shuffle_weights,
             "finetune": {k: v for k, v in asdict(budget).items() if k not in ("name", "seeds")}}
@@ -390,7 +163,7 @@ class _Runner:
             # the shuffled control reads the same rows (same seed), only permuted within each row
             steps, lr = _warmup_steps_lr(warmup, b)
             summary = train(model, warmup.task, steps, params=params, lr=lr,
-                            batch_size=b.warmup_batch_size, warmup_steps=min(_warmup_lr_warmup(b), steps),
+                            batch_size=b.warmup_batch_size, warmup_steps=min(warmup_lr_warmup(b), steps),
                             weight_decay=b.weight_decay, eval_data=False, out=directory, seed=seed,
                             resume=True,  # a warm-up killed after its checkpoint but before warmup.json
                             progress=self.progress, device=self.device, shuffle_tokens=warmup.shuffle_tokens,
@@ -523,12 +296,13 @@ def reproduce(experiments="haystack", seeds: int | None = None, budget="small", 
     chosen = get_experiments(experiments)
     budget = get_budget(budget)
     seeds = budget.seeds if seeds is None else seeds
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1; got {seeds!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1; got {jobs!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be None or an integer >= 1; got {threads!r}")
+    seeds = check_int(seeds, "seeds", 1)
+    jobs = check_int(jobs, "jobs", 1)
+    if threads is not None:
+        try:
+            threads = check_int(threads, "threads", 1)
+        except ValueError:
+            raise ValueError(f"threads must be None or an integer >= 1; got {threads!r}") from None
     threads = threads if threads is not None else (1 if jobs > 1 else None)
     log = log or (lambda line: None)
     out = Path(out)
@@ -539,7 +313,7 @@ def reproduce(experiments="haystack", seeds: int | None = None, budget="small", 
     plan = [(experiment, condition, target, seed)
             for seed in range(seeds) for experiment in chosen
             for condition in experiment.conditions for target in experiment.targets]
-    keys = [_key(_run_spec(e, c, t, s, budget)) for e, c, t, s in plan]
+    keys = [_finished_key(finished, e, c, t, s, budget) for e, c, t, s in plan]
     todo = [(run, key) for run, key in zip(plan, keys) if key not in finished]
     warmups = list(dict.fromkeys((d.warmup, run[0].model, run[3]) for run, _ in todo for d in run[1].donors))
 
@@ -626,6 +400,16 @@ def _finetune_job(settings, run, key: str) -> dict:
         return runner.finetune(*run, directory=Path(out) / FINETUNE_DIR / key)
 
 
+def _finished_key(finished: dict, experiment, condition, target, seed, budget) -> str:
+    """The run's key; that of its version-2 record instead when only that one is finished."""
+    key = _key(_run_spec(experiment, condition, target, seed, budget))
+    if key not in finished:
+        legacy = _key(_run_spec(experiment, condition, target, seed, budget, _LEGACY_VERSION))
+        if legacy in finished:
+            return legacy
+    return key
+
+
 def _read_log(path: Path) -> dict:
     """Finished runs of earlier calls, by key (a torn last line from a killed run is ignored)."""
     finished = {}
@@ -639,152 +423,3 @@ def _read_log(path: Path) -> dict:
     return finished
 
 
-# --- reporting ----------------------------------------------------------------------------------
-
-def _scores(records, experiment: Experiment, condition: Condition, target: str | None,
-            field: str = "accuracy") -> list[float]:
-    """Accuracy in percent per seed; ``target=None``: the mean over the experiment's targets.
-
-    ``field``: ``"accuracy"`` (official scored positions) or ``"accuracy_all"`` (every answer token).
-    """
-    mine = [r for r in records if r["experiment"] == experiment.name and r["condition"] == condition.name]
-    seeds = sorted({r["seed"] for r in mine})
-    values = []
-    for seed in seeds:
-        accs = [100 * r.get(field, r["accuracy"]) for r in mine
-                if r["seed"] == seed and (target is None or r["target"] == target)]
-        if accs and (target is not None or len(accs) == len(experiment.targets)):
-            values.append(sum(accs) / len(accs))
-    return values
-
-
-def _mean_std(values) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, std
-
-
-def _cell(values, reference) -> str:
-    ref = f" (ref {reference:.1f})" if reference is not None else ""
-    if not values:
-        return "–" + ref
-    mean, std = _mean_std(values)
-    return f"**{mean:.1f}** ± {std:.1f}{ref}"
-
-
-def _describe(experiment: Experiment) -> str:
-    return ", ".join([experiment.model] + [f"{k}={v}" for k, v in experiment.params])
-
-
-def results_table(experiments, records, budget: Budget, seeds: int) -> str:
-    """Markdown: one table per experiment, accuracy in % as mean ± std over seeds (paper's value
-    in parentheses), then the per-seed values."""
-    lines = [f"# procgen reproduction: `{budget.name}` budget, {seeds} seed(s)", "",
-             "Per-token accuracy (%) on held-out rows, mean ± std over seeds, at the positions the official "
-             "harness scores (its haystack: the value after the query; its arithmetic: the answer digits "
-             "after the first, the stop token and the pad after it); (ref x) is the paper's number. "
-             "\"all tokens\": every answer token scored.", "",
-             f"Budget: warm-up {budget.warmup_steps} steps × {budget.warmup_batch_size} rows at lr "
-             f"{budget.warmup_lr:g} ({_warmup_lr_warmup(budget)} lr warm-up steps; per-task recipes: "
-             f"{WARMUP_RECIPES or 'none'}); fine-tune {budget.finetune_steps} steps × {budget.finetune_batch_size} rows "
-             f"at lr {budget.finetune_lr:g}; {budget.lr_warmup_steps} lr warm-up steps, cosine, weight decay "
-             f"{budget.weight_decay:g}, AdamW betas {tuple(budget.betas)}, cosine floor {budget.min_lr_ratio:g}; "
-             f"{'untied' if not budget.tie_embeddings else 'tied'} embeddings, loss on "
-             f"{'the official scored positions' if budget.scoring == 'reference' else 'every answer token'}"
-             f"{', official context lengths and transfer rules' if budget.official_model else ''}; "
-             f"{budget.eval_rows} test rows.", ""]
-    for experiment in experiments:
-        many = len(experiment.targets) > 1
-        header = (["condition", "recipe", *experiment.targets] + (["mean"] if many else [])
-                  + [f"{t}, all tokens" for t in experiment.targets] + ["per seed"])
-        lines += [f"## {experiment.name} ({_describe(experiment)})", "", experiment.summary + ".", "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for condition in experiment.conditions:
-            cells = [condition.name, condition.recipe()]
-            for target in experiment.targets:
-                cells.append(_cell(_scores(records, experiment, condition, target), condition.reference_for(target)))
-            summary = _scores(records, experiment, condition, None)
-            if many:
-                cells.append(_cell(summary, condition.reference_for("mean")))
-            for target in experiment.targets:
-                cells.append(_cell(_scores(records, experiment, condition, target, "accuracy_all"), None))
-            cells.append(", ".join(f"{v:.1f}" for v in summary) or "–")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot_results(experiments, records, out: Path) -> list[Path]:
-    """Per experiment, ``results-<name>.png`` (bars: mean ± std over seeds at the official scored
-    positions, hatched bars every answer token, the paper's numbers as black ticks) and
-    ``curves-<name>.png`` (held-out accuracy during fine-tuning, one thin line per seed and the
-    mean). Fonts >= 10 pt at 100 dpi, so labels stay readable at page width. [] without matplotlib.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    plt.rcParams.update({"font.size": 11, "legend.fontsize": 10, "xtick.labelsize": 10, "ytick.labelsize": 10})
-    written = []
-    for experiment in experiments:
-        keys = list(experiment.targets) + (["mean"] if len(experiment.targets) > 1 else [])
-        conditions = experiment.conditions
-        figure, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(conditions) * len(keys)), 4.2))
-        width = 0.8 / len(conditions)
-        for i, condition in enumerate(conditions):
-            for j, key in enumerate(keys):
-                target = None if key == "mean" else key
-                x = j + (i - (len(conditions) - 1) / 2) * width
-                values = _scores(records, experiment, condition, target)
-                if values:
-                    mean, std = _mean_std(values)
-                    ax.bar(x - width * 0.22, mean, width * 0.44, yerr=std, color=f"C{i}", capsize=3,
-                           label=condition.name if j == 0 else None)
-                    ax.scatter([x - width * 0.22] * len(values), values, color="black", s=8, zorder=3)
-                every = _scores(records, experiment, condition, target, "accuracy_all")
-                if every:
-                    mean, std = _mean_std(every)
-                    ax.bar(x + width * 0.22, mean, width * 0.44, yerr=std, color=f"C{i}", alpha=0.45,
-                           hatch="//", capsize=3)
-                reference = condition.reference_for(key)
-                if reference is not None:
-                    ax.plot([x - width * 0.45, x + width * 0.45], [reference] * 2, color="black", lw=2.5)
-        ax.set_xticks(range(len(keys)), [k.replace("_", " ") for k in keys])
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title(f"{experiment.name} ({_describe(experiment)})\nsolid: official scoring, "
-                     f"hatched: all answer tokens, black: paper", fontsize=10)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        figure.tight_layout()
-        path = out / f"results-{experiment.name}.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
-
-        figure, ax = plt.subplots(figsize=(9.0, 4.2))
-        for i, condition in enumerate(conditions):
-            mine = [r for r in records if r["experiment"] == experiment.name and r["condition"] == condition.name]
-            by_step = {}
-            for record in mine:
-                steps = [step for step, _ in record["curve"]]
-                ax.plot(steps, [100 * a for _, a in record["curve"]], color=f"C{i}", lw=0.7, alpha=0.5)
-                for step, accuracy in record["curve"]:
-                    by_step.setdefault(step, []).append(100 * accuracy)
-            if by_step:
-                steps = sorted(by_step)
-                ax.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], color=f"C{i}", lw=2.2,
-                        label=condition.name)
-        ax.set_ylim(0, 100)
-        ax.set_xlabel("fine-tune step")
-        ax.set_ylabel("held-out accuracy (%)")
-        ax.set_title(f"{experiment.name}: learning curves (thin: seeds, thick: mean)", fontsize=10)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        figure.tight_layout()
-        path = out / f"curves-{experiment.name}.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
-    return written

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import click
 
+from procgen._checks import SPLITS
+from procgen.cli.core import CommandFailed
+from procgen.cli.generate import given_task_params, task_options
 from procgen.train.model import CheckpointError
 from procgen.train.reproduce import BUDGETS, experiment_names
 from procgen.train.transfer import COMPONENTS, EMBEDDING_POLICIES
@@ -34,18 +37,6 @@ from procgen.train.transfer import COMPONENTS, EMBEDDING_POLICIES
 RUN_CONFIG_NAME = "run_config.json"
 _TASK_PARAMS = {"ignore_unknown_options": True, "allow_extra_args": True,
                 "help_option_names": ["-h", "--help"]}
-
-
-class _UsageFailure(click.ClickException):
-    """One error line and exit status 2 (the library's ValueErrors become this)."""
-
-    exit_code = 2
-
-
-class _FileFailure(click.ClickException):
-    """One error line naming a damaged or mismatched checkpoint file, exit status 1."""
-
-    exit_code = 1
 
 
 class TrainGroup(click.Group):
@@ -56,9 +47,9 @@ class TrainGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CheckpointError as err:
-            raise _FileFailure(" ".join(str(err).split())) from err
+            raise CommandFailed(" ".join(str(err).split()), exit_code=1) from err
         except ValueError as err:
-            raise _UsageFailure(" ".join(str(err).split())) from err
+            raise CommandFailed(" ".join(str(err).split()), exit_code=2) from err
 
 
 def _check_device(ctx, param, value):
@@ -69,7 +60,7 @@ def _check_device(ctx, param, value):
         try:
             check_device(value)
         except ValueError as err:
-            raise _UsageFailure(f"--{err}") from None  # "--device must be ...", "--device 'cuda' is not ..."
+            raise CommandFailed(f"--{err}", exit_code=2) from None  # "--device must be ...", "--device 'cuda' is not ..."
     return value
 
 
@@ -202,7 +193,7 @@ def finetune_command(ctx, task, init_dir, components, embeddings, frozen, **opti
 @click.option("--task", required=True, help="task to score, e.g. haystack")
 @click.option("-n", "--rows", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="rows to score")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True,
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True,
               help="split of the rows (training reads train, so test never overlaps it)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default=None, callback=_check_device,
@@ -305,13 +296,12 @@ def _run(ctx, model, task: str, params: dict, options: dict, extra: dict) -> Non
 
 def _task_params(ctx, task: str) -> dict:
     """Resolve the ``--name value`` task parameters left over in ``ctx.args`` with the task's specs."""
-    from procgen.cli import _given_task_params, _task_options
     from procgen.tasks import get_task
 
     spec = get_task(task)
-    parser = click.Command(f"--task {task}", params=_task_options(spec))  # errors name "... warmup --task dyck"
+    parser = click.Command(f"--task {task}", params=task_options(spec))  # errors name "... warmup --task dyck"
     with parser.make_context(parser.name, list(ctx.args), parent=ctx) as sub:
-        return spec.resolve_params(_given_task_params(sub, spec))
+        return spec.resolve_params(given_task_params(sub, spec))
 
 
 def _block_size(task: str, params: dict, options: dict) -> int:
@@ -349,7 +339,7 @@ def _load_model(option: str, directory):
     except FileNotFoundError as err:
         raise click.UsageError(f"{option}: {err}") from err
     except CheckpointError as err:  # damaged or mismatched files: exit 1, naming them
-        raise _FileFailure(f"{option}: {' '.join(str(err).split())}") from err
+        raise CommandFailed(f"{option}: {' '.join(str(err).split())}", exit_code=1) from err
 
 
 def _count_resumes(out: Path) -> int:
