@@ -34,7 +34,7 @@ def allowed_range(low: int, high: int | None = None) -> str:
 
 
 def check_int(value, name: str, low: int = 0, high: int | None = None, why: str = "",
-              integral_floats: bool = False) -> int:
+              integral_floats: bool = False, allow_none: bool = False) -> int | None:
     """Return ``value`` as an int in ``[low, high]`` (``high=None``: no upper bound), else ValueError.
 
     Parameters
@@ -44,14 +44,19 @@ def check_int(value, name: str, low: int = 0, high: int | None = None, why: str 
     low, high : int, inclusive bounds.
     why : str, optional reason appended to the allowed range, e.g. ``"one row per shard"``.
     integral_floats : bool, default False; accept floats such as ``1e6`` when they are integral.
+    allow_none : bool, default False; ``None`` passes through (the message then says "None or ...").
 
     >>> check_int(3, "workers", 1, 1024)
     3
     >>> check_int(0, "workers", 1, 1024)
     Traceback (most recent call last):
     ValueError: workers must be an integer in [1, 1024]; got 0
+    >>> check_int(None, "eval_every", 1, allow_none=True) is None
+    True
     """
-    allowed = allowed_range(low, high) + (f" ({why})" if why else "")
+    if allow_none and value is None:
+        return None
+    allowed = ("None or " if allow_none else "") + allowed_range(low, high) + (f" ({why})" if why else "")
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be {allowed}; got {value!r}")
     if integral_floats and isinstance(value, (float, np.floating)):

@@ -19,6 +19,7 @@ import numpy as np
 from procgen._layout import INFO_NAME, LOCK_NAME, MANIFEST_NAME, STATE_NAME, DatasetError, sha256_file
 from procgen._manifest import as_json, dataset_info, dataset_state, difference, manifest_fingerprint, short
 from procgen._read import shard_batches
+from procgen._rng import derive_key
 from procgen.api import generate
 
 # Written next to our shards by datasets (Dataset.map & co on a dataset opened by load()): not ours, harmless.
@@ -133,7 +134,7 @@ def check_info(path, manifest: dict, description: bool = False) -> None:
 def sample_rows(manifest: dict) -> set[int]:
     """Rows validate regenerates: each shard's first and last, and a few random ones seeded by the manifest."""
     rows = {entry["row_start"] for entry in manifest["shards"]} | {entry["row_end"] - 1 for entry in manifest["shards"]}
-    rng = np.random.default_rng(int(manifest_fingerprint(manifest)[:16], 16))
+    rng = np.random.default_rng(derive_key(int(manifest_fingerprint(manifest)[:16], 16), "validate-sample"))
     return rows | set(rng.integers(0, manifest["num_rows"], SAMPLE_ROWS).tolist())
 
 

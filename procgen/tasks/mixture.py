@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from procgen._checks import check_int
 from procgen._rng import base_key, derive_key
 from procgen.tasks import Param, Task, get_task
 
@@ -53,8 +54,7 @@ def _resolve(params: dict) -> dict:
     if mode not in VOCAB_MODES:
         raise ValueError(f"mix: vocab must be one of {', '.join(VOCAB_MODES)}; got {mode!r}")
     period = spec.get("period", DEFAULT_PERIOD)
-    if isinstance(period, bool) or not isinstance(period, int) or not 1 <= period <= 1_000_000:
-        raise ValueError(f"mix: period must be an integer in [1, 1000000]; got {period!r}")
+    period = check_int(period, "mix: period", 1, 1_000_000)
     if len(spec["tasks"]) > 127:
         raise ValueError(f"mix: at most 127 tasks per mixture; got {len(spec['tasks'])}")
 

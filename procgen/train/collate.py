@@ -17,6 +17,7 @@ import os
 import numpy as np
 import torch
 
+from procgen._checks import check_int
 from procgen.batch import IGNORE_INDEX, Batch
 
 
@@ -296,8 +297,7 @@ def pack(tokens, offsets, answer_start, block_size: int, eos_id: int | None = No
     >>> pack(b.tokens, b.offsets, b.answer_start, 256)["input_ids"].shape
     torch.Size([3, 256])
     """
-    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"block_size must be an integer >= 1; got {block_size!r}")
+    block_size = check_int(block_size, "block_size", 1)
     offsets = np.asarray(offsets, dtype=np.int64)
     tokens = np.asarray(tokens)[offsets[0]:offsets[-1]]
     offsets = offsets - offsets[0]

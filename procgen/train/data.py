@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from procgen._checks import check_int
 from procgen._rng import _GOLDEN, derive_key
 from procgen._rng import mix64_array as _mix64
 from procgen.batch import Batch
@@ -180,8 +181,7 @@ def row_ranges(start: int, stop: int | None, block_rows: int, rank: int = 0, wor
     """
     for name, value, low in (("block_rows", block_rows, 1), ("world_size", world_size, 1),
                              ("num_workers", num_workers, 1), ("start", start, 0)):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+        check_int(value, name, low)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size - 1}]; got {rank!r}")
     if not 0 <= worker_id < num_workers:
@@ -260,10 +260,8 @@ class ProcgenIterableDataset(IterableDataset):
                  scoring: str = "all", rank: int | None = None, world_size: int | None = None, **params):
         super().__init__()
         self.source = as_source(task, seed=seed, split=split, params=params)
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-        if not isinstance(start, (int, np.integer)) or start < 0:
-            raise ValueError(f"start must be an integer >= 0; got {start!r}")
+        batch_size = check_int(batch_size, "batch_size", 1)
+        start = check_int(start, "start", 0)
         if stop is not None and (not isinstance(stop, (int, np.integer)) or stop < start):
             raise ValueError(f"stop must be None or an integer >= start ({start}); got {stop!r}")
         if pack and block_size is None:

@@ -32,10 +32,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
+from procgen._checks import check_int
 from procgen._rng import derive_seed
 from procgen.train import checkpoint
 from procgen.train.checkpoint import HF_DIR, STATE_NAME  # noqa: F401 (names of the run directory's files)
@@ -537,22 +537,12 @@ def _check_arguments(**values) -> None:
     positive_ints = ("steps", "batch_size", "grad_accum", "log_every")
     optional_positive_ints = ("eval_every", "save_every")
     for name in positive_ints:
-        value = values[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        check_int(values[name], name, 1)
     for name in optional_positive_ints:
-        value = values[name]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(f"{name} must be None or an integer >= 1; got {value!r}")
-    warmup_steps, num_workers = values["warmup_steps"], values["num_workers"]
-    if warmup_steps is not None and (isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int)
-                                     or warmup_steps < 0):
-        raise ValueError(f"warmup_steps must be None or an integer >= 0; got {warmup_steps!r}")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be an integer >= 0; got {num_workers!r}")
-    groups = values["length_groups"]
-    if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
-        raise ValueError(f"length_groups must be None or an integer >= 1; got {groups!r}")
+        check_int(values[name], name, 1, allow_none=True)
+    check_int(values["warmup_steps"], "warmup_steps", 0, allow_none=True)
+    check_int(values["num_workers"], "num_workers", 0)
+    check_int(values["length_groups"], "length_groups", 1, allow_none=True)
     lr = values["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a number > 0; got {lr!r}")
