@@ -310,3 +310,33 @@ def test_vocab_names():
     names = procgen.dyck(n=1, k=8).vocab
     assert names[7] == "(7" and names[15] == ")7" and names[16] == "<pad>"
     assert procgen.dyck(n=1, k=4, length=4, seed=0).render(0).count(" ") == 3
+
+
+@pytest.mark.parametrize("k, min_length, max_length, max_depth", [
+    (4, 64, 64, None),    # the stack fills all 64 bits at depth 32
+    (4, 1, 65, 32),       # ragged lanes, depth capped at the register's 32 entries
+    (2, 1, 128, None),    # one bit per type, 64 entries
+    (16, 10, 40, 16),     # 4 bits per type
+    (64, 2, 20, 10),      # 6 bits per type
+])
+def test_lane_kernel_writes_the_rows_of_the_scalar_kernel(k, min_length, max_length, max_depth):
+    """_dyck_fill_lanes (16 rows side by side, register stacks) is a speed-up only: same draws, same
+    tokens as the one-row-at-a-time _dyck_fill, rows of any length mix included."""
+    from procgen._rng import base_key, probability_threshold, row_offsets
+    from procgen.tasks.dyck import _dyck_fill, _dyck_fill_lanes
+
+    base = np.uint64(base_key(3, "dyck", "train"))
+    count, start = 1000, 77
+    offsets = row_offsets(base, start, count, min_length, max_length, 1)
+    depth = max_depth if max_depth is not None else max_length + 1
+    type_bits = max(1, (k - 1).bit_length())
+    assert type_bits * min(depth, (max_length + 1) // 2) <= 64
+    lanes = np.zeros(offsets[-1], np.uint8)
+    scalar = np.zeros(offsets[-1], np.uint8)
+    done = _dyck_fill_lanes(base, start, offsets, k, probability_threshold(0.5), depth, type_bits, lanes)
+    _dyck_fill(base, start, offsets, k, probability_threshold(0.5), depth, scalar)
+    assert done == count // 16 * 16
+    assert np.array_equal(lanes[:offsets[done]], scalar[:offsets[done]])
+    whole = procgen.generate("dyck", count, seed=3, start=start, k=k, min_length=min_length, max_length=max_length,
+                             max_depth=max_depth)
+    assert np.array_equal(whole.tokens, scalar)

@@ -21,9 +21,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from numba import njit, uint64
+from numba import int64, njit, uint64
 
-from procgen._rng import below, hi32, lo32, next_u64, probability_threshold, row_offsets, row_state
+from procgen._rng import _S32, below, hi32, lo32, next_u64, probability_threshold, row_offsets, row_state
 from procgen.tasks import Param, Task
 from procgen.tasks._common import MAX_LENGTH, SEMANTIC_WARMUP, length_params, longest_row, resolve_range, row_validator
 
@@ -51,12 +51,16 @@ def _dyck_step(state, top_slot, remaining, threshold, k, max_depth, stack):
     return state, top_slot + (1 if opening else -1), token
 
 
+_LANES = 16  # rows generated side by side by _dyck_fill_lanes
+
+
 @njit(cache=True)
 def _dyck_fill(base, start, offsets, k, open_threshold, max_depth, out):
     """Write the Dyck rows of ``offsets`` (int64, from the length stream) into ``out`` (token dtype).
 
     Draws, per row: one ``next_u64`` per token (:func:`_dyck_step`: high 32 bits open-or-close
-    against ``open_threshold``, low 32 bits the bracket type of an open).
+    against ``open_threshold``, low 32 bits the bracket type of an open). Used for the rows that
+    :func:`_dyck_fill_lanes` leaves (its stack does not fit, or the last ``count % 16`` rows).
     """
     count = offsets.shape[0] - 1
     longest = longest_row(offsets)
@@ -83,6 +87,56 @@ def _dyck_fill(base, start, offsets, k, open_threshold, max_depth, out):
                 state_a, depth_a, out[first_a + j] = _dyck_step(state_a, depth_a, length - j, threshold, k,
                                                                 max_depth, stack_a)
             r += 1
+
+
+@njit(cache=True)
+def _dyck_fill_lanes(base, start, offsets, k, open_threshold, max_depth, type_bits, out):
+    """The rows of :func:`_dyck_fill`, the same draws and tokens, 16 rows at a time; returns how many
+    rows it wrote (a multiple of 16: the caller writes the rest with :func:`_dyck_fill`).
+
+    Each of the 16 lanes keeps its row's stack in one uint64 (``type_bits`` bits per open bracket,
+    the innermost in the low bits), so a token is a few register operations with no branch and no
+    memory access, and the lane loop has no dependency between iterations: the compiler runs the
+    lanes in SIMD registers. The caller uses it only when the deepest reachable stack fits in 64 bits
+    (``type_bits * min(max_depth, (max_length + 1) // 2) <= 64``). Tokens go to a lane-major scratch
+    buffer first (contiguous stores), then to their rows; a lane whose row is shorter than the
+    group's longest keeps running on garbage that is never copied.
+    """
+    count = offsets.shape[0] - 1
+    groups = count // _LANES
+    mask = (uint64(1) << uint64(type_bits)) - uint64(1)
+    shift, threshold, kk = uint64(type_bits), uint64(open_threshold), uint64(k)
+    state = np.empty(_LANES, np.uint64)
+    stack = np.empty(_LANES, np.uint64)
+    depth = np.empty(_LANES, np.int64)
+    length = np.empty(_LANES, np.int64)
+    scratch = np.empty(longest_row(offsets) * _LANES, out.dtype)
+    for g in range(groups):
+        r = g * _LANES
+        longest = 0
+        for lane in range(_LANES):
+            state[lane] = row_state(base, start + r + lane)
+            stack[lane] = 0
+            depth[lane] = 0
+            length[lane] = offsets[r + lane + 1] - offsets[r + lane]
+            longest = max(longest, length[lane])
+        for j in range(longest):
+            for lane in range(_LANES):
+                state[lane], bits = next_u64(state[lane])
+                d = depth[lane]
+                must_close = (length[lane] - j <= d) | (d >= max_depth)
+                opening = (d == 0) | ((hi32(bits) < threshold) & (~must_close))
+                bracket = (lo32(bits) * kk) >> _S32  # below(lo32(bits), k)
+                held = stack[lane]
+                ones = uint64(0) - uint64(opening)  # all ones when opening: selects without a branch
+                stack[lane] = (((held << shift) | bracket) & ones) | ((held >> shift) & ~ones)
+                scratch[j * _LANES + lane] = (bracket & ones) | (((held & mask) + kk) & ~ones)
+                depth[lane] = d + 2 * int64(opening) - 1
+        for lane in range(_LANES):
+            first = offsets[r + lane]
+            for j in range(length[lane]):
+                out[first + j] = scratch[j * _LANES + lane]
+    return groups * _LANES
 
 
 @njit(cache=True)
@@ -142,8 +196,14 @@ def _max_depth(params) -> int:
 def _dyck_kernel(base, start, count, params, dtype):
     offsets = row_offsets(np.uint64(base), start, count, params["min_length"], params["max_length"], 1)
     tokens = np.empty(offsets[-1], dtype)
-    _dyck_fill(np.uint64(base), start, offsets, params["k"], probability_threshold(params["p_open"]),
-               _max_depth(params), tokens)
+    k, threshold, max_depth = params["k"], probability_threshold(params["p_open"]), _max_depth(params)
+    type_bits = max(1, (k - 1).bit_length())
+    done = 0
+    if type_bits * min(max_depth, (params["max_length"] + 1) // 2) <= 64:  # every stack fits one uint64
+        done = _dyck_fill_lanes(np.uint64(base), start, offsets, k, threshold, max_depth, type_bits, tokens)
+    if done < count:
+        _dyck_fill(np.uint64(base), start + done, offsets[done:] - offsets[done], k, threshold, max_depth,
+                   tokens[offsets[done]:])
     return tokens, offsets, np.zeros(count, np.int32)
 
 
