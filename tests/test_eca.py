@@ -1,5 +1,8 @@
 """ECA task: layout, rule evolution, validator, determinism, golden rows, parameter errors."""
 
+import math
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -231,5 +234,201 @@ def test_vocab_and_pad():
     ({"burn_in": 10 ** 6, "width": 6401}, r"burn_in=1000000 with width=6401 .* burn_in <= 990099"),
 ])
 def test_bad_params_raise(params, name):
+    with pytest.raises(ValueError, match=name):
+        procgen.eca(n=1, **params)
+
+
+# --- in-context rules (random_rule=True): a fresh rule per row, no rule token ----------------------
+
+def neighbourhoods(before, periodic=True):
+    """The neighbourhood number 4*left + 2*centre + right of every cell of a state (a list)."""
+    width = len(before)
+    if periodic:
+        return [4 * before[i - 1] + 2 * before[i] + before[(i + 1) % width] for i in range(width)]
+    padded = [0] + before + [0]
+    return [4 * padded[i] + 2 * padded[i + 1] + padded[i + 2] for i in range(width)]
+
+
+def inferred_rule(row, width, periodic=True):
+    """Plain-Python reading of an in-context row: {neighbourhood: next cell} over every transition,
+    or None when a neighbourhood leads to both 0 and 1 (no rule explains the row)."""
+    table = {}
+    history = states(row, width)
+    for before, after in pairwise(history):
+        for pattern, cell in zip(neighbourhoods(before, periodic), after):
+            if table.setdefault(pattern, cell) != cell:
+                return None
+    return table
+
+
+def rule_number(table):
+    """The rule a full table (all 8 neighbourhoods seen) spells."""
+    assert len(table) == 8
+    return sum(cell << pattern for pattern, cell in table.items())
+
+
+def chi2_sf(statistic, dof):
+    """P(chi-square with ``dof`` degrees of freedom >= statistic), Wilson-Hilferty approximation
+    (scipy is not a dependency; accurate to a few percent of the tail probability for dof >= 5)."""
+    scale = 2 / (9 * dof)
+    z = ((statistic / dof) ** (1 / 3) - (1 - scale)) / math.sqrt(scale)
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(width=st.integers(1, 140), steps=st.integers(1, 6), density=st.floats(0.0, 1.0), burn_in=st.integers(0, 4),
+       boundary=st.sampled_from(["periodic", "zero"]), seed=st.integers(0, 2 ** 40), start=st.integers(0, 10 ** 6),
+       n=st.integers(1, 30))
+def test_random_rule_rows_are_valid(width, steps, density, burn_in, boundary, seed, start, n):
+    b = procgen.eca(n=n, seed=seed, start=start, random_rule=True, width=width, steps=steps, density=density,
+                    burn_in=burn_in, boundary=boundary)
+    assert validate(b) is None
+    assert (b.lengths == (steps + 1) * width + steps).all()  # no rule token
+    assert (b.answer_start == width + 1).all()
+    assert b.tokens.dtype == np.uint8 and b.vocab == ["0", "1", "<sep>", "<pad>"]
+    for row in rows_of(b):
+        assert set(row) <= {0, 1, 2}
+        assert all(row[t * (width + 1) - 1] == 2 for t in range(1, steps + 1))
+        table = inferred_rule(row, width, boundary == "periodic")
+        assert table is not None
+        # every rule that agrees with the observed table reproduces the row, state by state
+        free = [p for p in range(8) if p not in table]
+        rule = sum(table.get(p, 0) << p for p in range(8)) | (sum(1 << p for p in free) if row[0] else 0)
+        history = states(row, width)
+        for before, after in pairwise(history):
+            assert [(rule >> p) & 1 for p in neighbourhoods(before, boundary == "periodic")] == after
+
+
+def test_random_rules_are_uniform_over_rows():
+    """With 64 random cells every neighbourhood appears in state_0 in about 99% of rows, which pins the
+    rule (state_0 is drawn independently of the rule, so dropping the other rows biases nothing); the
+    recovered rules pass a chi-square test of uniformity over 0..255."""
+    n = 25_600
+    b = procgen.eca(n=n, seed=21, random_rule=True, width=64, steps=1)
+    recovered = []
+    for row in rows_of(b):
+        table = inferred_rule(row, 64)
+        if len(table) == 8:
+            recovered.append(rule_number(table))
+    assert len(recovered) > 0.98 * n
+    counts = np.bincount(recovered, minlength=256)
+    expected = len(recovered) / 256
+    statistic = ((counts - expected) ** 2 / expected).sum()
+    assert chi2_sf(statistic, 255) > 1e-4, statistic
+    # consecutive rows draw independent rules: the pairs of their top 4 bits are uniform over 16 x 16
+    high = np.array(recovered) >> 4
+    pairs = np.bincount(high[:-1] * 16 + high[1:], minlength=256)
+    expected = (len(high) - 1) / 256
+    assert chi2_sf(((pairs - expected) ** 2 / expected).sum(), 255) > 1e-4
+
+
+def test_random_rule_follows_the_fixed_rule_stream_given_its_rule():
+    """A row with random_rule=True is the state sequence its recovered rule gives from state_0."""
+    b = procgen.eca(n=200, seed=4, random_rule=True, width=48, steps=4, burn_in=1)
+    for row in rows_of(b):
+        table = inferred_rule(row, 48)
+        if len(table) < 8:
+            continue
+        rule = rule_number(table)
+        history = states(row, 48)
+        for before, after in pairwise(history):
+            assert evolve_cells(before, rule) == after
+
+
+def test_random_rule_has_no_rule_token_and_ignores_rule():
+    b = procgen.eca(n=50, seed=1, random_rule=True)
+    assert len(b.vocab) == 4 and b.pad_id == 3
+    assert (b.lengths == 131).all() and (b.answer_start == 33).all()
+    assert int(b.tokens.max()) <= 2
+    other = procgen.eca(n=50, seed=1, random_rule=True, rule=30)  # rule is unused
+    assert rows_of(other) == rows_of(b)
+    assert rows_of(b) != rows_of(procgen.eca(n=50, seed=1))
+
+
+def test_random_rule_determinism_and_burn_in():
+    whole = procgen.eca(n=30, seed=9, random_rule=True, width=20)
+    part = procgen.eca(n=10, seed=9, start=12, random_rule=True, width=20)
+    assert rows_of(part) == rows_of(whole)[12:22]
+    plain = procgen.eca(n=30, seed=9, random_rule=True, width=20, steps=5)
+    burnt = procgen.eca(n=30, seed=9, random_rule=True, width=20, steps=3, burn_in=2)
+    for a, c in zip(rows_of(plain), rows_of(burnt)):  # same rule and state_0 drawn: burn-in shifts the rollout
+        assert states(a, 20)[2:] == states(c, 20)
+
+
+def test_random_rule_validator_and_fixed_rule_validator():
+    fixed = procgen.eca(n=20, seed=3, rule=30)
+    random_params = dict(fixed.params, random_rule=True)
+    # rule-30 rows are explained by a rule: valid as in-context rows
+    assert TASK.validator(fixed.tokens, fixed.offsets, fixed.answer_start, random_params) is None
+    # in-context rows checked as rule-30 rows fail
+    b = procgen.eca(n=20, seed=3, random_rule=True)
+    bad = TASK.validator(b.tokens, b.offsets, b.answer_start, dict(b.params, random_rule=False, rule=30))
+    assert bad is not None and "rule applied" in bad[1]
+    # parameters resolved before random_rule existed validate as fixed-rule rows
+    old = {k: v for k, v in fixed.params.items() if k != "random_rule"}
+    assert TASK.validator(fixed.tokens, fixed.offsets, fixed.answer_start, old) is None
+
+
+def contradiction(row, width):
+    """(state_1 position) of a cell whose neighbourhood occurs at another cell of state_0."""
+    patterns = neighbourhoods(states(row, width)[0])
+    return next(i for i, p in enumerate(patterns) if patterns.count(p) > 1)
+
+
+def test_random_rule_validator_rejects_corruptions():
+    b = procgen.eca(n=20, seed=5, random_rule=True)
+    width = 32
+    assert validate(b) is None
+    row = b[6].tolist()
+    i = contradiction(row, width)
+    bad = corrupt(b, 6, width + 1 + i, 1 - row[width + 1 + i])  # a neighbourhood now leads to 0 and 1
+    assert bad is not None and bad[0] == 6 and "no rule explains" in bad[1]
+    bad = corrupt(b, 3, width, 1)  # separator replaced by a cell
+    assert bad is not None and bad[0] == 3 and "separator" in bad[1]
+    bad = corrupt(b, 4, 10, 2)  # a separator where a cell belongs
+    assert bad is not None and bad[0] == 4 and "0 or 1" in bad[1]
+    answer_start = b.answer_start.copy()
+    answer_start[2] = width + 2  # shifted as if there were a rule token
+    bad = TASK.validator(b.tokens, b.offsets, answer_start, b.params)
+    assert bad is not None and bad[0] == 2 and "answer_start" in bad[1]
+    with_token = procgen.eca(n=3, seed=5, rule=[30, 110])  # rows with a rule token are one token too long
+    bad = TASK.validator(with_token.tokens, with_token.offsets, with_token.answer_start, b.params)
+    assert bad is not None and bad[0] == 0 and "length" in bad[1]
+
+
+GOLDEN_RANDOM_RULE = [
+    [1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 2,
+     1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 2,
+     1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 2,
+     1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0],
+    [1, 1, 0, 1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1, 1, 0, 2,
+     1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 2,
+     1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 0, 2,
+     1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1, 0],
+]
+
+
+def test_random_rule_golden_rows():
+    b = procgen.eca(n=2, seed=0, split="train", random_rule=True)
+    assert rows_of(b) == GOLDEN_RANDOM_RULE
+    assert b.answer_start.tolist() == [33, 33]
+
+
+def test_random_rule_from_the_command_line(tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "eca"
+    result = run_cli("generate", "eca", "--random-rule", "-n", "40", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    loaded = procgen.load(out)
+    assert loaded.num_rows == 40 and all(len(row) == 131 for row in loaded["input_ids"])
+    assert run_cli("validate", out).exit_code == 0
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"random_rule": True, "rule": [30, 110]}, "random_rule"), ({"random_rule": 1}, "random_rule"),
+    ({"random_rule": "yes"}, "random_rule"), ({"rule": "random"}, "rule"),
+])
+def test_bad_random_rule_params_raise(params, name):
     with pytest.raises(ValueError, match=name):
         procgen.eca(n=1, **params)

@@ -213,3 +213,72 @@ def test_bad_arguments_name_the_problem(tmp_path, bad, message):
 def test_cli_bad_experiment_exits_2(tmp_path):
     result = CliRunner().invoke(cli, ["train", "reproduce", "--experiment", "haystak", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown experiment 'haystak'" in result.output
+
+
+# --- the n-gram control -----------------------------------------------------------------------------
+
+# the experiments before the n-gram control was added, and the sha256 of their sorted run keys (all
+# conditions x targets x seeds 0..2 x BUDGETS, spec versions 3 and 2): adding ngram_order to WarmUp
+# must not change the key of any existing run. A deliberate change of WARMUP_RECIPES changes them
+# (last: eca and identity at 8000 steps, from the recipe search); the haystack runs' keys never do.
+EXISTING_EXPERIMENTS = ["haystack", "addition", "reversed_addition", "sort", "multiplication", "components", "assembly",
+                        "haystack_decisive", "haystack_2pairs", "components_2pairs"]
+EXISTING_RUN_KEYS = {3: "a71882775450731dca95c8ab6d222548459415a05ccb04af900a9a58cdf48392",
+                     2: "3c2077c52ad9f5620d3b67dea84860f187c4430fff482f4e2ff07d0a3f40c1ed"}
+
+
+@pytest.mark.parametrize("version", [3, 2])
+def test_existing_run_keys_are_unchanged(version):
+    import hashlib
+
+    keys = [rp._key(rp._run_spec(e, c, t, seed, budget, version))
+            for e in rp.get_experiments(EXISTING_EXPERIMENTS) for c in e.conditions for t in e.targets
+            for seed in range(3) for budget in rp.BUDGETS.values()]
+    assert len(keys) == 456
+    assert hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest() == EXISTING_RUN_KEYS[version]
+
+
+def test_haystack_controls_trains_the_2gram_control_and_shares_the_haystack_runs(tmp_path, monkeypatch):
+    loop = importlib.import_module("procgen.train.loop")
+    trained = []
+    real_train = loop.train
+
+    def spy(model, data, steps, **kwargs):
+        trained.append((data, kwargs.get("params")))
+        return real_train(model, data, steps, **kwargs)
+
+    monkeypatch.setattr(loop, "train", spy)
+    first = rp.reproduce("haystack", seeds=1, budget=TINY, out=tmp_path, log=None)
+    lines = []
+    trained.clear()
+    result = rp.reproduce("haystack_controls", seeds=1, budget=TINY, out=tmp_path, log=lines.append)
+    # only the new condition runs: the others are the haystack experiment's runs (same keys)
+    assert [line for line in lines if line.endswith("queued")] == [
+        "[haystack_controls] dyck, 2-gram control -> haystack, seed 0: queued"]
+    shared = {r["condition"]: r["key"] for r in first["runs"]}
+    for record in result["runs"]:
+        if record["condition"] != "dyck, 2-gram control":
+            assert record["key"] == shared[record["condition"]]
+    # the warm-up trained on the ngram task with Dyck as its source, then the fine-tune on the haystack
+    assert trained[0] == ("ngram", {"source": "dyck", "source_params": {}, "order": 2})
+    assert [data for data, _ in trained[1:]] == ["haystack"]
+    control = next(r for r in result["runs"] if r["condition"] == "dyck, 2-gram control")
+    assert control["spec"]["donors"][0]["warmup"]["ngram_order"] == 2
+    assert control["recipe"] == "all from dyck (order-2 n-gram control)"
+    directory = next((tmp_path / "warmups").glob("dyck-2gram-2_4_16-seed0-*"))
+    record = json.loads((directory / "warmup.json").read_text())
+    assert record["ngram_order"] == 2 and record["task"] == "dyck" and record["heldout_accuracy"] is None
+    assert json.loads((directory / "config.json").read_text())["vocab_size"] == 9  # Dyck's vocabulary
+    table = result["table"]
+    assert "| dyck, 2-gram control |" in table and "| dyck, tokens shuffled |" in table
+
+
+def test_warmup_controls_are_checked():
+    assert rp.WarmUp("dyck", ngram_order=1).label() == "dyck (order-1 n-gram control)"
+    assert rp.WarmUp("eca", (("rule", 30),), ngram_order=2).data() == (
+        "ngram", {"source": "eca", "source_params": {"rule": 30}, "order": 2})
+    assert rp.WarmUp("set").data() == ("set", {})
+    with pytest.raises(ValueError, match="ngram_order must be None, 1 or 2"):
+        rp.WarmUp("dyck", ngram_order=3)
+    with pytest.raises(ValueError, match="two different controls"):
+        rp.WarmUp("dyck", shuffle_tokens=True, ngram_order=2)

@@ -168,7 +168,10 @@ def train(model, data, steps: int, *, params: dict | None = None, lr: float = 1e
     distributed, created_group, device = _setup_distributed(device)
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     try:
-        return _Run(**locals()).run()
+        summary = _Run(**locals()).run()
+        if created_group:
+            dist.barrier()  # every rank done before gloo tears down (a rank leaving early aborted its peer)
+        return summary
     finally:
         if created_group:
             dist.destroy_process_group()

@@ -112,8 +112,10 @@ def _warmup_steps_lr(warmup: WarmUp, budget: Budget) -> tuple[int, float]:
 def _warmup_spec(warmup: WarmUp, model: str, seed: int, budget: Budget, version: int = _RECORD_VERSION) -> dict:
     steps, lr = _warmup_steps_lr(warmup, budget)
     seeding = {} if version == _LEGACY_VERSION else {"seeding": version}  # a warm-up's init depends on it
+    # the n-gram control's key only where it is set, so that every other warm-up keeps its run keys
+    ngram = {} if warmup.ngram_order is None else {"ngram_order": warmup.ngram_order}
     return {**seeding, "task": warmup.task, "params": dict(warmup.params), "shuffle_tokens": warmup.shuffle_tokens,
-            "model": model, "seed": seed, "steps": steps, "batch_size": budget.warmup_batch_size,
+            **ngram, "model": model, "seed": seed, "steps": steps, "batch_size": budget.warmup_batch_size,
             "lr": lr, "lr_warmup_steps": min(warmup_lr_warmup(budget), steps),
             "weight_decay": budget.weight_decay}
 
@@ -150,19 +152,20 @@ class _Runner:
         if key in self.models:
             return self.models[key]
         suffix = "-shuffled" if warmup.shuffle_tokens else ""
+        suffix += "" if warmup.ngram_order is None else f"-{warmup.ngram_order}gram"
         directory = self.out / WARMUP_DIR / f"{warmup.task}{suffix}-{model_name}-seed{seed}-{key}"
         record_path = directory / "warmup.json"
         if record_path.is_file() and (directory / "model.safetensors").is_file():
             model = GPT.from_pretrained(directory)
         else:
             self.log(f"warm-up {warmup.label()} ({model_name}, seed {seed})")
-            params = dict(warmup.params)
+            task, params = warmup.data()  # the task itself, or its n-gram control (task "ngram")
             torch.manual_seed(_derived_seed(seed, "warmup", model_name, warmup.task))
-            model = build_model(model_name, warmup.task, params)
+            model = build_model(model_name, task, params)
             b = self.budget
             # the shuffled control reads the same rows (same seed), only permuted within each row
             steps, lr = _warmup_steps_lr(warmup, b)
-            summary = train(model, warmup.task, steps, params=params, lr=lr,
+            summary = train(model, task, steps, params=params, lr=lr,
                             batch_size=b.warmup_batch_size, warmup_steps=min(warmup_lr_warmup(b), steps),
                             weight_decay=b.weight_decay, eval_data=False, out=directory, seed=seed,
                             resume=True,  # a warm-up killed after its checkpoint but before warmup.json
@@ -171,7 +174,9 @@ class _Runner:
             (directory / "trainer_state.pt").unlink(missing_ok=True)  # only the weights are needed
             shutil.rmtree(directory / "checkpoints", ignore_errors=True)  # hard links to the top-level files
             model = summary["model"].cpu()
-            accuracy = warmup_accuracy(model, warmup.task, params) if not warmup.shuffle_tokens else None
+            # a control has no held-out accuracy of its own task to report
+            controlled = warmup.shuffle_tokens or warmup.ngram_order is not None
+            accuracy = None if controlled else warmup_accuracy(model, warmup.task, params)
             record_path.write_text(json.dumps({**spec, "final_loss": summary["loss"], "heldout_accuracy": accuracy,
                                                "seconds": round(summary["seconds"], 2)}, indent=2) + "\n")
         self.models[key] = model
