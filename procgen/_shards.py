@@ -41,6 +41,7 @@ CHUNK_TOKENS = 1 << 22
 SPAWN_TOKENS = 1 << 27
 # Default shard size: at most about this many tokens per shard.
 SHARD_TOKENS = 1 << 28
+SHARDS_PER_WORKER = 4  # the fewest shards per worker of a default multi-worker write that starts helpers
 MAX_WORKERS = 1024  # processes writing one dataset
 
 
@@ -120,8 +121,13 @@ def plan(task, out, params: dict, *, n=None, tokens=None, shards=None, workers=1
     if shards is None:
         if shard_index is not None:
             raise ValueError("shard_index needs shards: pass the total shard count, e.g. shards=16, shard_index=3")
-        # about SHARD_TOKENS tokens per shard, a multiple of workers so that none idles at the end
-        shards = min(n, MAX_SHARDS, workers * math.ceil(math.ceil(n * row_tokens / SHARD_TOKENS) / workers))
+        # about SHARD_TOKENS tokens per shard, a multiple of workers so that none idles at the end; with
+        # several workers at least SHARDS_PER_WORKER each once the write is large enough to start
+        # helpers (they start about a second late: finer shards let the others take up the slack)
+        per_worker = math.ceil(math.ceil(n * row_tokens / SHARD_TOKENS) / workers)
+        if workers > 1:
+            per_worker = max(per_worker, min(SHARDS_PER_WORKER, math.ceil(n * row_tokens / (workers * SPAWN_TOKENS))))
+        shards = min(n, MAX_SHARDS, workers * per_worker)
     else:
         why = f"n={n}: every shard holds at least one row" if n <= MAX_SHARDS else "the most shards a dataset may have"
         shards = check_limit(shards, "shards", 1, min(n, MAX_SHARDS), why)

@@ -255,6 +255,19 @@ def test_default_shard_count_is_bounded_and_a_multiple_of_workers(monkeypatch):
     assert _shards.plan("dyck", "unused", {}, n=5, workers=8).num_shards == 5
 
 
+def test_a_large_multi_worker_write_has_several_shards_per_worker():
+    """A helper starts about a second after the parent: finer shards let the parent take up the slack.
+    One worker, or a write too small to start helpers, keeps the SHARD_TOKENS-sized shards."""
+    rows = 10 ** 9 // 64  # 1e9 dyck tokens
+    assert _shards.plan("dyck", "unused", {"k": 4}, n=rows, workers=1).num_shards == 4
+    two = _shards.plan("dyck", "unused", {"k": 4}, n=rows, workers=2).num_shards
+    assert two == 2 * _shards.SHARDS_PER_WORKER == 8
+    small = _shards.SPAWN_TOKENS // 64  # one helper's worth of work at most
+    assert _shards.plan("dyck", "unused", {"k": 4}, n=small, workers=2).num_shards == 2
+    huge = _shards.plan("dyck", "unused", {"k": 4}, n=10 ** 10 // 64, workers=2).num_shards
+    assert huge == 38  # 1e10 tokens: the SHARD_TOKENS rule already gives more than 4 per worker
+
+
 def test_iter_batches_rechunks_and_keeps_global_row_indices(tmp_path, monkeypatch):
     monkeypatch.setattr(_shards, "CHUNK_TOKENS", 16 * 30)  # several record batches per shard
     out = tmp_path / "d"
