@@ -172,7 +172,7 @@ def row_length(base, row, min_length, max_length, step):
     return min_length + step * below(hi32(length_bits(base, row)), (max_length - min_length) // step + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def row_offsets(base, start, count, min_length, max_length, step):
     """int64 offsets (``count + 1`` entries, from 0) of rows ``start .. start+count-1``."""
     offsets = np.empty(count + 1, np.int64)

@@ -18,6 +18,7 @@ import math
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -353,19 +354,36 @@ def write_shard(plan: WritePlan, shard: int, on_chunk) -> dict:
     num_tokens = 0
     with atomic_open(final, "wb") as file:
         sink = _HashingSink(file, final)
-        with pa.ipc.new_stream(sink, schema) as writer:
+        with pa.ipc.new_stream(sink, schema) as writer, ThreadPoolExecutor(1) as io_thread:
+            # The kernels release the GIL (nogil), so chunk k+1 is generated while this thread's one
+            # I/O thread serialises, hashes and writes chunk k: at most two chunks are held at once.
+            def store(rows):
+                writer.write_batch(record_batch(rows.tokens, rows.offsets, rows.answer_start, schema, rows.row_task,
+                                                task_names))
+                return rows
+
+            # (leaving the `with` waits for the I/O thread before the file is closed, also on an error)
+            pending = None
             for start in range(row_start, row_end, plan.chunk_rows):
                 rows = generate(plan.task, min(plan.chunk_rows, row_end - start), seed=plan.seed, split=plan.split,
                                 start=start, **plan.params)
-                writer.write_batch(record_batch(rows.tokens, rows.offsets, rows.answer_start, schema, rows.row_task,
-                                                task_names))
-                num_tokens += rows.num_tokens
-                on_chunk(len(rows), rows.num_tokens)
+                if pending is not None:
+                    num_tokens += _stored(pending, on_chunk)
+                pending = io_thread.submit(store, rows)
+            if pending is not None:
+                num_tokens += _stored(pending, on_chunk)
     fsync_dir(plan.out)
     entry = {"filename": name, "row_start": row_start, "row_end": row_end, "num_rows": row_end - row_start,
              "num_tokens": num_tokens, "num_bytes": sink.size, "sha256": sink.hexdigest()}
     write_json_atomic(record_path(plan.out, shard), {"fingerprint": plan.fingerprint, **entry})
     return entry
+
+
+def _stored(future, on_chunk) -> int:
+    """Wait for a chunk's write; report it (progress); return its tokens."""
+    rows = future.result()
+    on_chunk(len(rows), rows.num_tokens)
+    return rows.num_tokens
 
 
 class _HashingSink:

@@ -88,7 +88,7 @@ def resolve_range(task: str, params: dict, name: str = "length") -> dict:
 
 # --- kernels and validators -----------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def longest_row(offsets):
     """The largest ``offsets[r+1] - offsets[r]`` of an int64 offsets array (0 for no rows)."""
     longest = 0

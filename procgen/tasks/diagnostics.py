@@ -86,7 +86,7 @@ _ONE_U = np.uint64(1)
 
 # --- haystack generator -------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _haystack_fill(base, start, offsets, eos, out, answer_start):
     """Write the haystack rows of ``offsets`` (int64; lengths ``2p + 2 + eos`` from the length
     stream) into ``out`` and their ``answer_start`` (int32, ``2p + 1``).
@@ -181,7 +181,7 @@ def _result_digits(op, o_a, o_b):
     return max(o_a, o_b) + 1 if op == _ADD else o_a + o_b
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _arith_capacity(base, start, count, op, fixed_width, min_digits, max_digits):
     """Size pass: the most tokens rows ``start .. start+count-1`` can take."""
     total = 0
@@ -231,7 +231,7 @@ def _digit(out, at, d, reverse, i):
     return np.uint64(out[at + (i if reverse else d - 1 - i)])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _arith_fill(base, start, op, reverse, fixed_width, min_digits, max_digits, out, offsets, answer_start):
     """Fill pass: write rows ``start ..`` back to back into ``out``; return the tokens written.
 
@@ -332,7 +332,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _haystack_check(tokens, offsets, answer_start, eos, min_pairs, max_pairs):
     """A bitmask of seen keys and a key -> value table (no sampling replay): distinct keys, values
     and query in range, the query among the keys, the answer its value. Returns ``(row or -1, code)``."""
@@ -374,7 +374,7 @@ _LIMB = 10_000  # the validator does its arithmetic on base-10^4 limbs, not digi
 _LIMB_DIGITS = 4
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _read_limbs(tokens, at, n_digits, reverse, offset, limbs):
     """Number written at ``tokens[at : at+n_digits]`` (ids ``offset + digit``) into base-10^4 limbs."""
     n_limbs = (n_digits + _LIMB_DIGITS - 1) // _LIMB_DIGITS
@@ -394,7 +394,7 @@ def _find(tokens, first, begin, end, token):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _arith_check(tokens, offsets, answer_start, op, reverse, fixed_width, min_digits, max_digits):
     """Parse each row from its tokens (operator and '=' located by scanning), check its shape and
     leading zeros, then recompute the result in base-10^4 limbs (no replay of the sampling)."""

@@ -54,7 +54,7 @@ def _dyck_step(state, top_slot, remaining, threshold, k, max_depth, stack):
 _LANES = 16  # rows generated side by side by _dyck_fill_lanes
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dyck_fill(base, start, offsets, k, open_threshold, max_depth, out):
     """Write the Dyck rows of ``offsets`` (int64, from the length stream) into ``out`` (token dtype).
 
@@ -89,7 +89,7 @@ def _dyck_fill(base, start, offsets, k, open_threshold, max_depth, out):
             r += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dyck_fill_lanes(base, start, offsets, k, open_threshold, max_depth, type_bits, out):
     """The rows of :func:`_dyck_fill`, the same draws and tokens, 16 rows at a time; returns how many
     rows it wrote (a multiple of 16: the caller writes the rest with :func:`_dyck_fill`).
@@ -139,7 +139,7 @@ def _dyck_fill_lanes(base, start, offsets, k, open_threshold, max_depth, type_bi
     return groups * _LANES
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _shuffle_fill(base, start, offsets, k, open_threshold, max_depth, closed, out):
     """Write the shuffle-Dyck rows of ``offsets`` (int64, from the length stream) into ``out``.
 
@@ -243,7 +243,7 @@ def _row_frame(offsets, answer_start, r, min_length, max_length):
     return first, length, _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dyck_check(tokens, offsets, answer_start, k, max_depth, min_length, max_length):
     """A depth counter and the type open at each depth: every close matches the innermost open, the
     depth stays within ``max_depth`` and ends at ``length % 2``. Returns ``(row or -1, code)``."""
@@ -274,7 +274,7 @@ def _dyck_check(tokens, offsets, answer_start, k, max_depth, min_length, max_len
     return -1, _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _shuffle_check(tokens, offsets, answer_start, k, max_depth, closed, min_length, max_length):
     """One counter per type: every close has an open of its type, the total depth stays within
     ``max_depth`` (and ends at 0 if ``closed``). Returns ``(first bad row or -1, reason code)``."""

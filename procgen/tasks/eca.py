@@ -169,7 +169,7 @@ def _bernoulli_word(state, threshold, lowest_bit):
     return state, word
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _eca_fill(base, start, count, rules, rule_masks, width, steps, density_threshold, burn_in, periodic,
               rule_token, spread, out):
     """Write ``count`` rows of ``(steps+1)*width + steps + rule_token`` tokens each into ``out``.
@@ -279,7 +279,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _eca_check(tokens, offsets, answer_start, allowed, single_rule, rule_token, width, steps, periodic, infer):
     """Replay the rule cell by cell from its number (``allowed``: bool[256], the listed rules):
     layout, cells 0/1, separators, and every state the rule applied to the one before. With

@@ -76,7 +76,7 @@ def _half(state, h):
     return hi32(bits) if (h & 1) == 0 else lo32(bits)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _khop_fill(base, start, hops, n, m, self_loops, permutation, path, out, offsets, answer_start):
     """Rows ``pairs, <query> q k=<k>, answer`` back to back into ``out`` (token dtype); returns the
     tokens written (see ``procgen.tasks._common``). ``hops``: int64 cumulative hop counts from
@@ -205,7 +205,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _khop_check(tokens, offsets, answer_start, n, m, min_hops, max_hops, self_loops, permutation, path):
     """Parse each row's pairs into ``succ`` (indexed by id; ``source[id] == r + 1`` marks the ids that
     are sources in row r, ``target[id] == r + 1`` those already a successor), check that the pairs

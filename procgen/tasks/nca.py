@@ -159,7 +159,7 @@ def _exp_nonpositive(x):
 
 # --- generator ------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hidden_layer(tri, table, words, n3, hidden, cells, width, packed, hid):
     """``hid[h, c]``: ReLU of the 3x3 convolution at every cell, from the packed window-row tables.
 
@@ -180,7 +180,7 @@ def _hidden_layer(tri, table, words, n3, hidden, cells, width, packed, hid):
                 hid[at + c] = max(int64((packed[c] >> shift) & _LANE) - _LANE_BIAS, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _output_layer(w, w2, n, hidden, cells, hid, logits):
     """``logits[o, c] = sum_h w2[o][h] * hid[h, c]`` (``w2[o][h]`` is ``w[w2 + o*hidden + h]``; exact int32)."""
     for o in range(n):
@@ -194,7 +194,7 @@ def _output_layer(w, w2, n, hidden, cells, hid, logits):
                 logits[at + c] += weight * hid[hat + c]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nca_rows(base, rows, attempts, height, width, states, hidden, steps, burn_in, sampled, inv_temperature,
               wrap, out):
     """Write candidate ``attempts[k]`` of row ``rows[k]`` to ``out[k*L:(k+1)*L]`` for every ``k``.
@@ -387,7 +387,7 @@ _REASONS = {
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nca_check(tokens, offsets, answer_start, height, width, states, steps, wrap, deterministic):
     """Layout, delimiters and patch ids; for the argmax rule, functional consistency.
 

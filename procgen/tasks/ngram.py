@@ -142,7 +142,7 @@ def _transitions(tokens, offsets, order: int, vocab: int):
     return context, tokens[at]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _alias(starts, counts):
     """Walker/Vose alias tables, one per block ``starts[b] .. starts[b+1]`` of ``counts``, in integer
     arithmetic. Entry ``i`` of a block of ``n`` entries (total count ``T``) keeps itself with
@@ -229,7 +229,7 @@ def _table(key: str):
 
 # --- generator ------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sample_rows(base, start, count, sample_lengths):
     """Per row, the sample row ``s`` it copies its shape from (the row's length stream, high 32 bits,
     uniform over the sample), and the int64 offsets of the rows (``count + 1``, from 0)."""
@@ -265,7 +265,7 @@ def _start_row(r, base, start, chosen, order, scale, contexts, sample_first, sam
     return p + head, n - head, previous, contexts[before * scale + previous]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ngram_fill(base, start, chosen, order, vocab, contexts, keep, tokens, follow_keep, follow_alias, sample_first,
                 sample_answer, sample_tokens, out, offsets, answer_start):
     """Rows of the chain into ``out`` (``offsets`` already holds their bounds).
@@ -372,7 +372,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _has_prefix(shapes, key, width):
     """Whether a row of the lexicographically sorted int64 table ``shapes`` starts with ``key[:width]``."""
     lo, hi = 0, shapes.shape[0]
@@ -395,13 +395,13 @@ def _has_prefix(shapes, key, width):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _contains(sorted_codes, value):
     i = np.searchsorted(sorted_codes, value)
     return i < sorted_codes.shape[0] and sorted_codes[i] == value
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ngram_check(tokens, offsets, answer_start, order, vocab, codes, occurs, shapes):
     """Each row: ids below V; ``(length)``, ``(length, first k tokens)`` and ``(length, first k
     tokens, answer_start)`` are prefixes of a sample row's shape; every later token is a transition

@@ -43,7 +43,7 @@ from procgen.tasks._common import (MAX_VOCAB, SEMANTIC_WARMUP, end_row, fill_row
 
 # --- generator: the queue is a slice items[head:tail] of a flat array (never wraps) --------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _queue_fill(base, start, lengths, vocab, enqueue_threshold, dequeue_threshold, split_frac, eos,
                 out, offsets, answer_start):
     """Rows ``ops, SEP, final queue front -> back [, EOS]`` back to back into ``out``; returns the
@@ -136,7 +136,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _queue_check(tokens, offsets, answer_start, vocab, always_enqueue_early, always_dequeue_late, split_frac, eos,
                  min_length, max_length):
     """Replays each row's operations on a ring buffer of ``min(max_length, V-1)`` slots (front at

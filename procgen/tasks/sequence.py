@@ -71,7 +71,7 @@ def _draw_tokens(state, count, m, x, at):
     return state + uint64((count + 1) // 2) * _GOLDEN
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _copy_fill(base, start, lengths, vocab, mode, eos, out, offsets, answer_start):
     """identity / reverse / sort (``mode``): rows ``x, SEP, f(x) [, EOS]``.
 
@@ -118,7 +118,7 @@ def _copy_fill(base, start, lengths, vocab, mode, eos, out, offsets, answer_star
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _distinct_fill(base, start, lengths, vocab, union, eos, out, offsets, answer_start):
     """set: ``x, SEP, distinct(x)``; union: ``a, SEP, b, SEP, distinct(a + b)`` (first-appearance order).
 
@@ -162,7 +162,7 @@ def _distinct_fill(base, start, lengths, vocab, union, eos, out, offsets, answer
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _delete_fill(base, start, lengths, vocab, r_present, eos, out, offsets, answer_start):
     """delete: ``x, SEP, r, SEP, x`` without the first occurrence of ``r``.
 
@@ -248,7 +248,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _frame_code(tokens, first, n, sep_a, sep_b, vocab, eos):
     """Check ids and layout: SEP at ``sep_a``/``sep_b`` (-1: none), EOS last iff ``eos``, else content."""
     for j in range(n):
@@ -266,7 +266,7 @@ def _frame_code(tokens, first, n, sep_a, sep_b, vocab, eos):
     return _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_copy(tokens, offsets, answer_start, vocab, mode, eos, min_length, max_length):
     """identity / reverse: the answer equals x / reversed x; sort: it is ascending and has x's token
     counts (a +1/-1 balance per token, not a sort). Returns ``(first bad row or -1, reason code)``."""
@@ -306,7 +306,7 @@ def _check_copy(tokens, offsets, answer_start, vocab, mode, eos, min_length, max
     return -1, _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_distinct(tokens, offsets, answer_start, vocab, union, eos, min_length, max_length):
     """set / union: the answer must list each input token once, ordered by its first position
     (tables of each token's owner row and first input position). Returns ``(row or -1, code)``."""
@@ -348,7 +348,7 @@ def _check_distinct(tokens, offsets, answer_start, vocab, union, eos, min_length
     return -1, _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_delete(tokens, offsets, answer_start, vocab, r_present, eos, min_length, max_length):
     """delete: the answer is x with the first occurrence of r (if any) skipped, compared position by
     position. Returns ``(first bad row or -1, reason code)``."""

@@ -82,7 +82,7 @@ MAX_NUMBERED = 2 ** 20  # count / search: max_length bound (one id per count or 
 # they return the tokens written. ``lengths`` (int64, count + 1) are the cumulative input lengths
 # from ``row_offsets``; ``vocab`` is V. Inputs are drawn into the kernel's own buffer ``x`` first.
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _setop_fill(base, start, lengths, vocab, keep_common, eos, out, offsets, answer_start):
     """intersect (``keep_common``) / difference: ``x, SEP, y, SEP`` and the distinct tokens of x
     that do / do not occur in y, in first-appearance order.
@@ -127,7 +127,7 @@ def _setop_fill(base, start, lengths, vocab, keep_common, eos, out, offsets, ans
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lookup_fill(base, start, lengths, vocab, threshold, search, eos, out, offsets, answer_start):
     """count / search (``search``): ``x, SEP, t, SEP`` and ``#c`` (id V+3+c) / ``@i`` (V+4+i) or
     NOT_FOUND (V+3). ``threshold``: uint64, the 32-bit threshold of ``p_present``.
@@ -168,7 +168,7 @@ def _lookup_fill(base, start, lengths, vocab, threshold, search, eos, out, offse
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _duplicate_fill(base, start, lengths, vocab, unused, eos, out, offsets, answer_start):
     """duplicate: ``x, SEP, x1 x1 x2 x2 ...``. Draws, per row: the ``L`` tokens of ``x``."""
     count = offsets.shape[0] - 1
@@ -189,7 +189,7 @@ def _duplicate_fill(base, start, lengths, vocab, unused, eos, out, offsets, answ
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _replace_fill(base, start, lengths, vocab, unused, eos, out, offsets, answer_start):
     """replace: ``x, SEP, a, SEP, b, SEP`` and x with every ``a`` replaced by ``b``.
 
@@ -283,7 +283,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _frame_code(tokens, first, n, content_end, sep_a, sep_b, sep_c, vocab, eos):
     """EOS last iff ``eos``; row positions ``0 .. content_end-1``: SEP at ``sep_a/sep_b/sep_c`` (-1:
     none), a content id elsewhere."""
@@ -301,7 +301,7 @@ def _frame_code(tokens, first, n, content_end, sep_a, sep_b, sep_c, vocab, eos):
     return _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_setop(tokens, offsets, answer_start, vocab, keep_common, eos, min_length, max_length):
     """intersect / difference: tables of each x token's owner row and first position and of the y
     tokens; every answer token must be in x, on the right side of y, after the previous one in x;
@@ -349,7 +349,7 @@ def _check_setop(tokens, offsets, answer_start, vocab, keep_common, eos, min_len
     return -1, _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_count(tokens, offsets, answer_start, vocab, always_present, eos, min_length, max_length):
     """count: a histogram of x's tokens (cleared after each row) read at t must equal the answer's
     number. Returns ``(row or -1, code)``."""
@@ -382,7 +382,7 @@ def _check_count(tokens, offsets, answer_start, vocab, always_present, eos, min_
     return -1, _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_search(tokens, offsets, answer_start, vocab, always_present, eos, min_length, max_length):
     """search: a backward scan finds t's first index; NOT_FOUND needs none, ``@i`` needs t at i and
     nowhere before. Returns ``(row or -1, code)``."""
@@ -421,7 +421,7 @@ def _check_search(tokens, offsets, answer_start, vocab, always_present, eos, min
     return -1, _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_duplicate(tokens, offsets, answer_start, vocab, unused, eos, min_length, max_length):
     """duplicate: answer token ``j`` must be x's token ``j // 2``. Returns ``(row or -1, code)``."""
     for r in range(offsets.shape[0] - 1):
@@ -442,7 +442,7 @@ def _check_duplicate(tokens, offsets, answer_start, vocab, unused, eos, min_leng
     return -1, _OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_replace(tokens, offsets, answer_start, vocab, unused, eos, min_length, max_length):
     """replace: ``a`` occurs in x; where x holds ``a`` the answer holds ``b``, elsewhere x's token.
     Returns ``(row or -1, code)``."""

@@ -34,7 +34,7 @@ from procgen.tasks._common import (MAX_VOCAB, SEMANTIC_WARMUP, end_row, fill_row
 
 # --- generator ----------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _stack_fill(base, start, lengths, vocab, push_threshold, pop_threshold, split_frac, eos,
                 out, offsets, answer_start):
     """Rows ``ops, SEP, final stack top -> bottom [, EOS]`` back to back into ``out``; returns the
@@ -125,7 +125,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _stack_check(tokens, offsets, answer_start, vocab, always_push_early, always_pop_late, split_frac, eos,
                  min_length, max_length):
     """Replays each row's operations on an explicit stack: no pop from an empty stack, no push of a

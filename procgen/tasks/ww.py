@@ -37,7 +37,7 @@ LOSSES = ("all", "second_half")
 
 # --- generator ----------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ww_fill(base, start, lengths, vocab, separator, second_half, out, offsets, answer_start):
     """Rows ``w, [SEP,] w`` back to back into ``out``; returns the tokens written.
 
@@ -99,7 +99,7 @@ _REASONS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ww_check(tokens, offsets, answer_start, vocab, separator, second_half, min_length, max_length):
     """Each row: ``L`` from the row's length alone (``(n - sep) / 2``, never from answer_start),
     the answer_start of the loss mode, ids and separator, then ``w[j] == w[L + sep + j]``.
