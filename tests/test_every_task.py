@@ -1,6 +1,6 @@
 """Every registered task through every integration, with no task-specific code: a mixture, a written
-and validated dataset, its Parquet conversion for the Hub, the streaming interfaces and two
-training steps. A new task module is covered here the moment it is registered."""
+and validated dataset, its Parquet conversion and a push to the local Hub of tests/hub_server.py
+(card included), the streaming interfaces and two training steps. A new task module is covered here the moment it is registered."""
 
 import json
 
@@ -62,3 +62,13 @@ def test_the_task_trains_a_tiny_model(name):
     summary = train(model, name, 2, params=params, batch_size=4, warmup_steps=0, progress=False, log_every=1,
                     eval_data=False)
     assert np.isfinite(summary["loss"])
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_the_task_pushes_to_the_hub_with_its_card(name, tmp_path, hub_server):
+    procgen.write(name, tmp_path / "d", n=10, progress=False, **params_of(name))
+    procgen.push(tmp_path / "d", f"me/{name}", token=hub_server.token, endpoint=hub_server.url, progress=False)
+    files = hub_server.files(f"me/{name}")
+    assert "data/train-00000-of-00001.parquet" in files
+    card = hub_server.read_file(f"me/{name}", "README.md").decode()
+    assert f"procgen generate {name}" in card and "input_ids" in card
