@@ -36,9 +36,8 @@ from numba import njit, uint64
 
 from procgen._rng import (_GOLDEN, below, hi32, lo32, mix64, next_u64, probability_threshold, row_offsets,
                           row_state)
-from procgen.tasks import Param, Task
-from procgen.tasks._common import (MAX_VOCAB, SEMANTIC_WARMUP, end_row, fill_rows, length_params,
-                                   longest_row, resolve_range, row_validator)
+from procgen.tasks._common import SEMANTIC_WARMUP, end_row, fill_rows, longest_row, row_validator
+from procgen.tasks.stack import operations_task
 
 
 # --- generator: the queue is a slice items[head:tail] of a flat array (never wraps) --------------
@@ -210,42 +209,12 @@ _queue_validate = row_validator(_queue_check, _REASONS, lambda params: (
     params["split_frac"], params["eos"], params["min_length"], params["max_length"]))
 
 
-# --- vocabulary and parameters ------------------------------------------------------------------
-
-def _vocab(params) -> list[str]:
-    vocab = params["vocab_size"]
-    names = ["dequeue", *map(str, range(1, vocab)), "<sep>", "<pad>"]
-    return names + ["<eos>"] if params["eos"] else names
-
-
-def _probability(name, default, help):
-    return Param(name, float, default, help, low=0.0, high=1.0, low_open=True)
-
+# --- the task (parameters, vocabulary and sizes shared with stack) -----------------------------------
 
 TASKS = [
-    Task(
-        name="queue",
-        summary="enqueue/dequeue operations (dequeue = 0), SEP, final queue front -> back",
-        params=(
-            *length_params(64, what="operations"),
-            Param("vocab_size", int, 100, "V: enqueueable tokens 1..V-1, dequeue = 0, SEP = V, PAD = V+1", low=3,
-                  high=MAX_VOCAB),
-            _probability("enqueue_prob_early", 0.75, "probability of an enqueue in the early phase (size > 1)"),
-            _probability("dequeue_prob_late", 0.75, "probability of a dequeue in the late phase (size > 1)"),
-            Param("split_frac", float, 2 / 3, "the early phase is the first floor(split_frac * L) steps",
-                  low=0.0, high=1.0),
-            Param("eos", bool, False, "append an end token (id V+2) after the final queue"),
-        ),
-        kernel=_queue_kernel,
-        validator=_queue_validate,
-        vocab=_vocab,
-        size=lambda params: params["vocab_size"] + 2 + int(params["eos"]),
-        max_row_length=lambda params: (params["max_length"] + 1 + min(params["max_length"], params["vocab_size"] - 1)
-                                       + int(params["eos"])),
-        pad_id=lambda params: params["vocab_size"] + 1,
-        resolve=lambda params: resolve_range("queue", params),
-        finding=f"A first-in-first-out twin of STACK, which is {SEMANTIC_WARMUP}. No paper reports QUEUE itself; it "
-                "is a control next to STACK: the same operation statistics, with the answer read in arrival order "
-                "instead of last-in-first-out.",
-    ),
+    operations_task("queue", "enqueue/dequeue operations (dequeue = 0), SEP, final queue front -> back",
+                    _queue_kernel, _queue_validate, add="enqueue", remove="dequeue", structure="queue",
+                    finding=f"A first-in-first-out twin of STACK, which is {SEMANTIC_WARMUP}. No paper reports QUEUE "
+                            "itself; it is a control next to STACK: the same operation statistics, with the answer "
+                            "read in arrival order instead of last-in-first-out."),
 ]

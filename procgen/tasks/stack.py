@@ -189,41 +189,51 @@ _stack_validate = row_validator(_stack_check, _REASONS, lambda params: (
     params["eos"], params["min_length"], params["max_length"]))
 
 
-# --- vocabulary and parameters ------------------------------------------------------------------
-
-def _vocab(params) -> list[str]:
-    vocab = params["vocab_size"]
-    names = ["pop", *map(str, range(1, vocab)), "<sep>", "<pad>"]
-    return names + ["<eos>"] if params["eos"] else names
-
+# --- vocabulary and parameters (shared with the queue task, its FIFO twin) -----------------------
 
 def _probability(name, default, help):
     return Param(name, float, default, help, low=0.0, high=1.0, low_open=True)
 
 
-TASKS = [
-    Task(
-        name="stack",
-        summary="push/pop operations (pop = 0), SEP, final stack top -> bottom",
+def operations_task(name: str, summary: str, kernel, validator, *, add: str, remove: str, structure: str,
+                    finding: str, differences: tuple = ()) -> Task:
+    """The Task of an operations family: ``add t`` / ``remove`` operations (remove = 0), SEP, the final
+    ``structure``. ``stack`` (push/pop) and ``queue`` (enqueue/dequeue) share the parameters (named
+    after ``add`` / ``remove``), the vocabulary and the row-size bounds."""
+
+    def vocab(params) -> list[str]:
+        names = [remove, *map(str, range(1, params["vocab_size"])), "<sep>", "<pad>"]
+        return names + ["<eos>"] if params["eos"] else names
+
+    return Task(
+        name=name,
+        summary=summary,
         params=(
             *length_params(64, what="operations"),
-            Param("vocab_size", int, 100, "V: pushable tokens 1..V-1, pop = 0, SEP = V, PAD = V+1", low=3,
+            Param("vocab_size", int, 100, f"V: {add}able tokens 1..V-1, {remove} = 0, SEP = V, PAD = V+1", low=3,
                   high=MAX_VOCAB),
-            _probability("push_prob_early", 0.75, "probability of a push in the early phase (size > 1)"),
-            _probability("pop_prob_late", 0.75, "probability of a pop in the late phase (size > 1)"),
+            _probability(f"{add}_prob_early", 0.75, f"probability of a {add} in the early phase (size > 1)"),
+            _probability(f"{remove}_prob_late", 0.75, f"probability of a {remove} in the late phase (size > 1)"),
             Param("split_frac", float, 2 / 3, "the early phase is the first floor(split_frac * L) steps",
                   low=0.0, high=1.0),
-            Param("eos", bool, False, "append an end token (id V+2) after the final stack"),
+            Param("eos", bool, False, f"append an end token (id V+2) after the final {structure}"),
         ),
-        kernel=_stack_kernel,
-        validator=_stack_validate,
-        vocab=_vocab,
+        kernel=kernel,
+        validator=validator,
+        vocab=vocab,
         size=lambda params: params["vocab_size"] + 2 + int(params["eos"]),
         max_row_length=lambda params: (params["max_length"] + 1 + min(params["max_length"], params["vocab_size"] - 1)
                                        + int(params["eos"])),
         pad_id=lambda params: params["vocab_size"] + 1,
-        resolve=lambda params: resolve_range("stack", params),
-        finding=f"STACK (replaying push/pop operations) is {SEMANTIC_WARMUP}.",
-        differences=("Sequence tasks and STACK",),
-    ),
+        resolve=lambda params: resolve_range(name, params),
+        finding=finding,
+        differences=differences,
+    )
+
+
+TASKS = [
+    operations_task("stack", "push/pop operations (pop = 0), SEP, final stack top -> bottom", _stack_kernel,
+                    _stack_validate, add="push", remove="pop", structure="stack",
+                    finding=f"STACK (replaying push/pop operations) is {SEMANTIC_WARMUP}.",
+                    differences=("Sequence tasks and STACK",)),
 ]
