@@ -195,6 +195,10 @@ def _probability(name, default, help):
     return Param(name, float, default, help, low=0.0, high=1.0, low_open=True)
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def operations_task(name: str, summary: str, kernel, validator, *, add: str, remove: str, structure: str,
                     finding: str, differences: tuple = ()) -> Task:
     """The Task of an operations family: ``add t`` / ``remove`` operations (remove = 0), SEP, the final
@@ -212,8 +216,9 @@ def operations_task(name: str, summary: str, kernel, validator, *, add: str, rem
             *length_params(64, what="operations"),
             Param("vocab_size", int, 100, f"V: {add}able tokens 1..V-1, {remove} = 0, SEP = V, PAD = V+1", low=3,
                   high=MAX_VOCAB),
-            _probability(f"{add}_prob_early", 0.75, f"probability of a {add} in the early phase (size > 1)"),
-            _probability(f"{remove}_prob_late", 0.75, f"probability of a {remove} in the late phase (size > 1)"),
+            _probability(f"{add}_prob_early", 0.75, f"probability of {_article(add)} {add} in the early phase (size > 1)"),
+            _probability(f"{remove}_prob_late", 0.75,
+                         f"probability of {_article(remove)} {remove} in the late phase (size > 1)"),
             Param("split_frac", float, 2 / 3, "the early phase is the first floor(split_frac * L) steps",
                   low=0.0, high=1.0),
             Param("eos", bool, False, f"append an end token (id V+2) after the final {structure}"),
