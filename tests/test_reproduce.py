@@ -282,3 +282,32 @@ def test_warmup_controls_are_checked():
         rp.WarmUp("dyck", ngram_order=3)
     with pytest.raises(ValueError, match="two different controls"):
         rp.WarmUp("dyck", shuffle_tokens=True, ngram_order=2)
+
+
+def test_an_interrupted_warmup_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Warm-ups checkpoint every steps // 8 steps, so a 8000-step warm-up killed at the end of a session
+    continues where it stopped, and ends with the weights of an uninterrupted run."""
+    import procgen.train.loop as loop_module
+
+    budget = dataclasses.replace(TINY, warmup_steps=16)
+    warmup = rp.WarmUp("dyck")
+    whole = rp._Runner(tmp_path / "whole", budget, None, False, print).warm_model(warmup, "1_2_16", 0)
+
+    real_train = loop_module.train
+
+    def killed_at_step_9(*args, **kwargs):
+        def callback(step, metrics):
+            if step == 9:
+                raise KeyboardInterrupt  # the session ends (after the step-8 checkpoint)
+            return False
+        return real_train(*args, callback=callback, **kwargs)
+
+    monkeypatch.setattr(loop_module, "train", killed_at_step_9)
+    with pytest.raises(KeyboardInterrupt):
+        rp._Runner(tmp_path / "cut", budget, None, False, print).warm_model(warmup, "1_2_16", 0)
+    directory = next((tmp_path / "cut" / rp.WARMUP_DIR).iterdir())
+    assert not (directory / "warmup.json").exists() and (directory / "checkpoints").is_dir()
+    monkeypatch.setattr(loop_module, "train", real_train)
+    resumed = rp._Runner(tmp_path / "cut", budget, None, False, print).warm_model(warmup, "1_2_16", 0)
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name

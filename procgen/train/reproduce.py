@@ -168,7 +168,8 @@ class _Runner:
             summary = train(model, task, steps, params=params, lr=lr,
                             batch_size=b.warmup_batch_size, warmup_steps=min(warmup_lr_warmup(b), steps),
                             weight_decay=b.weight_decay, eval_data=False, out=directory, seed=seed,
-                            resume=True,  # a warm-up killed after its checkpoint but before warmup.json
+                            resume=True,  # an interrupted warm-up continues from its last checkpoint
+                            save_every=max(1, steps // 8),  # long warm-ups (8000 steps) span sessions
                             progress=self.progress, device=self.device, shuffle_tokens=warmup.shuffle_tokens,
                             log_every=max(1, steps // 50))
             (directory / "trainer_state.pt").unlink(missing_ok=True)  # only the weights are needed
