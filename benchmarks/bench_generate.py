@@ -40,6 +40,17 @@ def reference_processes() -> dict:
     return merged
 
 
+def variant_processes() -> dict:
+    """Merge the ``VARIANTS`` dicts of ``benchmarks/reference_*.py``: a label (e.g. ``"eca random_rule"``)
+    -> ``(function, task, procgen params, function params)``, for a task measured at a second setting
+    whose plain-Python process takes other parameters."""
+    merged = {}
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.name.startswith("reference_"):
+            merged.update(getattr(importlib.import_module(f"benchmarks.{module.name}"), "VARIANTS", {}))
+    return merged
+
+
 def time_call(fn, repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls."""
     times = []
@@ -50,22 +61,26 @@ def time_call(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_task(task: str, reference, params: dict, repeats: int, target_tokens: float, ref_seconds: float) -> dict:
-    """Measure one task; returns a table row."""
+def bench_task(task: str, reference, params: dict, repeats: int, target_tokens: float, ref_seconds: float,
+               ref_params: dict | None = None, label: str | None = None) -> dict:
+    """Measure one task; returns a table row. ``ref_params``: the reference's own parameters (default
+    ``params``); ``label``: the row's name (default ``task``)."""
+    ref_params = params if ref_params is None else ref_params
     probe = procgen.generate(task, 1000, seed=0, **params)  # compiles the kernel (or loads numba's cache)
     tokens_per_row = probe.num_tokens / len(probe)
     n = max(1000, int(target_tokens / tokens_per_row))
     procgen_s = time_call(lambda: procgen.generate(task, n, seed=0, **params), repeats)
     procgen_rate = n * tokens_per_row / procgen_s
 
-    row = {"task": task, "params": params, "procgen_mtok_s": procgen_rate / 1e6, "ref_mtok_s": None, "ratio": None}
+    row = {"task": label or task, "params": params, "procgen_mtok_s": procgen_rate / 1e6, "ref_mtok_s": None,
+           "ratio": None}
     if reference is not None:
         rng = random.Random(0)
-        calibration = reference(10, rng, **params)
-        per_row = max(1e-7, time_call(lambda: reference(10, rng, **params), 1) / 10)
+        calibration = reference(10, rng, **ref_params)
+        per_row = max(1e-7, time_call(lambda: reference(10, rng, **ref_params), 1) / 10)
         n_ref = max(10, int(ref_seconds / per_row))
         ref_tokens = sum(len(r) for r in calibration) / len(calibration) * n_ref
-        ref_s = time_call(lambda: reference(n_ref, rng, **params), max(1, repeats // 2))
+        ref_s = time_call(lambda: reference(n_ref, rng, **ref_params), max(1, repeats // 2))
         row["ref_mtok_s"] = ref_tokens / ref_s / 1e6
         row["ratio"] = procgen_rate / (ref_tokens / ref_s)
     return row
@@ -107,6 +122,11 @@ def main(argv=None) -> list[dict]:
         rows.append(bench_task(task, reference, task_params(task, references), args.repeats, args.tokens,
                                args.ref_seconds))
         print(f"  measured {task}", flush=True)
+    for label, (reference, task, params, ref_params) in variant_processes().items():
+        if task in (args.tasks or available_tasks()):
+            rows.append(bench_task(task, reference, params, args.repeats, args.tokens, args.ref_seconds, ref_params,
+                                   label))
+            print(f"  measured {label}", flush=True)
     print(format_table(rows))
     return rows
 
