@@ -259,7 +259,7 @@ def _layout_table(task, batch) -> list[str]:
         ("row length (examples)", ", ".join(map(str, lengths)) + " tokens"),
         ("longest possible row", f"{task.max_row_length(params)} tokens"),
         ("`answer_start` (examples)", ", ".join(map(str, starts))
-         + (" (LM-style: the loss covers every token)" if task.lm_style else " (labels are the tokens from here on)")),
+         + (" (LM-style: the loss covers every token)" if task.is_lm_style(params) else " (labels are the tokens from here on)")),
         ("vocabulary size", str(task.vocab_size(params))),
         ("token dtype", code(batch.tokens.dtype)),
         ("pad id", "none" if pad is None else f"{pad} (never stored; a collation concern)"),
@@ -344,7 +344,7 @@ def index_page(names: list[str]) -> str:
     for name in names:
         task = get_task(name)
         batch = example_batch(name)
-        start = "0 (LM-style)" if task.lm_style else str(int(batch.answer_start[0]))
+        start = "0 (LM-style)" if task.is_lm_style(batch.params) else str(int(batch.answer_start[0]))
         lines.append(f"| [{name}]({name}.md) | {cell(task.summary)} | {start} | {task.vocab_size(batch.params)} | "
                      f"{code(batch.tokens.dtype)} |")
     lines += ["", "`answer_start` and the vocabulary are those of the default parameters (for `mix`, the "

@@ -100,7 +100,7 @@ def build(plan, shards: list[dict]) -> dict:
         "vocab_size": spec.vocab_size(params),
         "max_row_length": int(spec.max_row_length(params)),  # every row fits: a model's context length
         "pad_id": spec.pad_id(params),
-        "lm_style": spec.lm_style,
+        "lm_style": spec.is_lm_style(params),
         "vocab": spec.vocab(params),
         **({"row_tasks": spec.row_task_names(params)} if spec.row_task_names else {}),
         "shards": shards,
@@ -200,7 +200,7 @@ def _check_manifest(path, manifest: dict) -> None:
     if dtype != task_dtype:
         raise bad("dtype", f"is {dtype!r}, but {spec.name} with these params stores ids as {task_dtype!r}")
     derived = {"vocab_size": vocab_size, "max_row_length": int(spec.max_row_length(resolved)),
-               "pad_id": spec.pad_id(resolved), "lm_style": spec.lm_style, "vocab": vocab}
+               "pad_id": spec.pad_id(resolved), "lm_style": spec.is_lm_style(resolved), "vocab": vocab}
     if spec.row_task_names is not None:
         derived["row_tasks"] = spec.row_task_names(resolved)
         if "row_tasks" not in manifest:

@@ -290,7 +290,7 @@ def _section(config: str, split: str, manifest: dict, shards, path: str, repo_id
 
     task = get_task(manifest["task"])
     vocab = manifest.get("vocab") or task.vocab(manifest["params"])
-    lm = manifest.get("lm_style", task.lm_style)
+    lm = manifest.get("lm_style", task.is_lm_style(task.resolve_params(manifest["params"])))
     pad = manifest.get("pad_id")
     dtype = manifest["dtype"]
     padding = f"; padding id {pad} is never stored" if pad is not None else ""

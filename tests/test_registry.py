@@ -26,8 +26,10 @@ def test_rows_are_valid_and_consistent_with_the_spec(name):
     assert b.lengths.max() <= spec.max_row_length(params)
     assert b.offsets.dtype == np.int64 and b.answer_start.dtype == np.int32
     assert (b.answer_start >= 0).all() and (b.answer_start <= b.lengths).all()
-    if spec.lm_style:
+    if spec.is_lm_style(params):
         assert (b.answer_start == 0).all()
+    else:
+        assert (b.answer_start > 0).any(), "a task that is not LM-style says where its answer starts"
     pad = spec.pad_id(params)
     if pad is not None:
         assert not (b.tokens == pad).any(), "the padding id must never be stored"

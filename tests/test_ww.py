@@ -69,7 +69,7 @@ def test_rows_are_valid_for_random_params(params, n, seed, start):
 def test_defaults_layout_and_vocab():
     batch = procgen.ww(n=300)
     assert (batch.lengths == 128).all() and (batch.answer_start == 0).all()
-    assert batch.tokens.dtype == np.uint8 and get_task("ww").lm_style
+    assert batch.tokens.dtype == np.uint8 and get_task("ww").is_lm_style(get_task("ww").resolve_params({}))
     assert batch.vocab[0] == "<unused>" and batch.vocab[100] == "<sep>" and batch.vocab[101] == "<pad>"
     assert len(batch.vocab) == 102 and batch.pad_id == 101
     assert not ((batch.tokens == 0) | (batch.tokens >= 100)).any()  # no SEP, PAD or id 0 by default
@@ -224,3 +224,13 @@ def test_golden_rows():
 def test_bad_params_raise_value_error_naming_the_param(params, name):
     with pytest.raises(ValueError, match=name):
         procgen.ww(n=3, **params)
+
+
+def test_second_half_rows_are_not_lm_style_in_the_manifest(tmp_path):
+    """lm_style follows the loss parameter: the manifest and the dataset card say what the rows are."""
+    task = get_task("ww")
+    assert task.is_lm_style(task.resolve_params({})) is True
+    assert task.is_lm_style(task.resolve_params({"loss": "second_half"})) is False
+    manifest = procgen.write("ww", tmp_path / "d", n=8, loss="second_half", progress=False)
+    assert manifest["lm_style"] is False
+    assert procgen.validate(tmp_path / "d")["rows"] == 8

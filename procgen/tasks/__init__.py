@@ -212,7 +212,8 @@ class Task:
     max_row_length: Callable[[dict], int]
     pad_id: Callable[[dict], int | None] = lambda params: None
     resolve: Callable[[dict], dict] = lambda params: params
-    lm_style: bool = False  # True: answer_start == 0 (loss on every token)
+    # True: answer_start == 0 (loss on every token); or lm_style(params) -> bool when a parameter decides
+    lm_style: bool | Callable[[dict], bool] = False
     size: Callable[[dict], int] | None = None  # vocabulary size without building the name list (large V)
     # Multi-task rows (mixtures): row_task(params, start, count) -> int8 index of each row's source task
     # (a pure function of the row index), row_task_names(params) -> the names those indices stand for,
@@ -252,6 +253,14 @@ class Task:
     def defaults(self) -> dict:
         """Default value of every parameter."""
         return {p.name: p.default for p in self.params}
+
+    def is_lm_style(self, params: dict) -> bool:
+        """Whether rows under resolved ``params`` are LM-style (``answer_start == 0``: loss on every token).
+
+        >>> get_task("dyck").is_lm_style(get_task("dyck").resolve_params({}))
+        True
+        """
+        return bool(self.lm_style(params) if callable(self.lm_style) else self.lm_style)
 
     def resolve_params(self, given: dict | None = None) -> dict:
         """Check ``given`` against the specs and return the full, resolved parameter dict.

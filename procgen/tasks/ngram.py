@@ -69,6 +69,12 @@ def _jsonable(value):
     return value
 
 
+def _lm_style(params: dict) -> bool:
+    """LM-style exactly when the source is: rows keep the answer_start of a source row."""
+    source, source_params = _source(params)
+    return source.is_lm_style(source_params)
+
+
 def _source(params: dict):
     """``(source Task, its resolved params)`` of resolved ngram ``params``."""
     source = get_task(params["source"])
@@ -472,6 +478,7 @@ TASKS = [
         pad_id=lambda params: _source(params)[0].pad_id(_source(params)[1]),
         expected_row_length=_mean_length,
         resolve=_resolve,
+        lm_style=_lm_style,
         notes="Rows take their length, first k tokens and answer_start from a uniformly drawn row of the sample, "
               "so rows of an LM-style source (dyck, ww) have answer_start 0 and rows of an input -> output source "
               "keep its answer position (the chain does not know where the answer is: it is a marker, not a "

@@ -157,9 +157,7 @@ TASKS = [
                                             + int(params["separator"])),
         pad_id=lambda params: params["vocab_size"] + 1,
         resolve=lambda params: resolve_range("ww", params),
-        lm_style=True,
-        notes="`lm_style` describes the default (`loss='all'`); with `loss='second_half'` each row's "
-              "`answer_start` is the start of the second copy.",
+        lm_style=lambda params: params["loss"] == "all",  # second_half: answer_start = the second copy
         finding="The copy language ww (a uniformly random string followed by an exact copy) is one of the formal "
                 "languages Hu et al. (2025, *Between Circuits and Chomsky*) compare as pre-pretraining data for "
                 "language models: it is context-sensitive, and they use it to ask whether a language must capture "
