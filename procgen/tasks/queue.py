@@ -34,9 +34,8 @@ import math
 import numpy as np
 from numba import njit, uint64
 
-from procgen._rng import (_GOLDEN, below, hi32, lo32, mix64, next_u64, probability_threshold, row_offsets,
-                          row_state)
-from procgen.tasks._common import SEMANTIC_WARMUP, end_row, fill_rows, longest_row, row_validator
+from procgen._rng import _GOLDEN, below, hi32, lo32, mix64, next_u64, row_state
+from procgen.tasks._common import SEMANTIC_WARMUP, end_row, longest_row, row_validator
 from procgen.tasks.stack import operations_task
 
 
@@ -104,16 +103,6 @@ def _queue_fill(base, start, lengths, vocab, enqueue_threshold, dequeue_threshol
         q += tail - head
         p = end_row(out, q, eos, vocab + 2, r, length + 1, offsets, answer_start)
     return p
-
-
-def _queue_kernel(base, start, count, params, dtype):
-    base = np.uint64(base)
-    lengths = row_offsets(base, start, count, params["min_length"], params["max_length"], 1)
-    eos = params["eos"]
-    # ops + final queue (<= number of ops) + SEP (+ EOS) per row; trimmed after filling
-    return fill_rows(_queue_fill, 2 * int(lengths[-1]) + count * (1 + int(eos)), count, dtype,
-                     base, start, lengths, params["vocab_size"], probability_threshold(params["enqueue_prob_early"]),
-                     probability_threshold(params["dequeue_prob_late"]), params["split_frac"], eos)
 
 
 # --- validator: replays the operations on a ring buffer -------------------------------------------
@@ -213,7 +202,7 @@ _queue_validate = row_validator(_queue_check, _REASONS, lambda params: (
 
 TASKS = [
     operations_task("queue", "enqueue/dequeue operations (dequeue = 0), SEP, final queue front -> back",
-                    _queue_kernel, _queue_validate, add="enqueue", remove="dequeue", structure="queue",
+                    _queue_fill, _queue_validate, add="enqueue", remove="dequeue", structure="queue",
                     finding=f"A first-in-first-out twin of STACK, which is {SEMANTIC_WARMUP}. No paper reports QUEUE "
                             "itself; it is a control next to STACK: the same operation statistics, with the answer "
                             "read in arrival order instead of last-in-first-out."),

@@ -97,14 +97,20 @@ def _stack_fill(base, start, lengths, vocab, push_threshold, pop_threshold, spli
     return p
 
 
-def _stack_kernel(base, start, count, params, dtype):
-    base = np.uint64(base)
-    lengths = row_offsets(base, start, count, params["min_length"], params["max_length"], 1)
-    eos = params["eos"]
-    # ops + final stack (<= number of ops) + SEP (+ EOS) per row; trimmed after filling
-    return fill_rows(_stack_fill, 2 * int(lengths[-1]) + count * (1 + int(eos)), count, dtype,
-                     base, start, lengths, params["vocab_size"], probability_threshold(params["push_prob_early"]),
-                     probability_threshold(params["pop_prob_late"]), params["split_frac"], eos)
+def operations_kernel(fill, add: str, remove: str):
+    """The task kernel of an operations fill (``_stack_fill``, the queue's): row lengths from the length
+    stream, the ``{add}_prob_early`` / ``{remove}_prob_late`` thresholds, then :func:`fill_rows`."""
+
+    def kernel(base, start, count, params, dtype):
+        base = np.uint64(base)
+        lengths = row_offsets(base, start, count, params["min_length"], params["max_length"], 1)
+        eos = params["eos"]
+        # ops + final structure (<= number of ops) + SEP (+ EOS) per row; trimmed after filling
+        return fill_rows(fill, 2 * int(lengths[-1]) + count * (1 + int(eos)), count, dtype,
+                         base, start, lengths, params["vocab_size"], probability_threshold(params[f"{add}_prob_early"]),
+                         probability_threshold(params[f"{remove}_prob_late"]), params["split_frac"], eos)
+
+    return kernel
 
 
 # --- validator: replays the operations on an explicit stack --------------------------------------
@@ -199,7 +205,7 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def operations_task(name: str, summary: str, kernel, validator, *, add: str, remove: str, structure: str,
+def operations_task(name: str, summary: str, fill, validator, *, add: str, remove: str, structure: str,
                     finding: str, differences: tuple = ()) -> Task:
     """The Task of an operations family: ``add t`` / ``remove`` operations (remove = 0), SEP, the final
     ``structure``. ``stack`` (push/pop) and ``queue`` (enqueue/dequeue) share the parameters (named
@@ -224,7 +230,7 @@ def operations_task(name: str, summary: str, kernel, validator, *, add: str, rem
                   low=0.0, high=1.0),
             Param("eos", bool, False, f"append an end token (id V+2) after the final {structure}"),
         ),
-        kernel=kernel,
+        kernel=operations_kernel(fill, add, remove),
         validator=validator,
         vocab=vocab,
         size=lambda params: params["vocab_size"] + 2 + int(params["eos"]),
@@ -238,7 +244,7 @@ def operations_task(name: str, summary: str, kernel, validator, *, add: str, rem
 
 
 TASKS = [
-    operations_task("stack", "push/pop operations (pop = 0), SEP, final stack top -> bottom", _stack_kernel,
+    operations_task("stack", "push/pop operations (pop = 0), SEP, final stack top -> bottom", _stack_fill,
                     _stack_validate, add="push", remove="pop", structure="stack",
                     finding=f"STACK (replaying push/pop operations) is {SEMANTIC_WARMUP}.",
                     differences=("Sequence tasks and STACK",)),
