@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import (BATCH_ARGS, PROPERTY, assert_close, check_defaults, check_determinism_and_start,
+                      check_generated, check_large_vocabulary, check_reference_rows_pass_validator,
+                      draw_lengths, length_bounds, load_reference, rows_and_starts, strip_eos, two_sample_close)
+from hypothesis import given
 from hypothesis import strategies as st
 
 import procgen
 from procgen.tasks import get_task
 
 TASKS = ["identity", "reverse", "sort", "set", "union", "delete"]
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def load_reference():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_sequence.py"
-    spec = importlib.util.spec_from_file_location("reference_sequence", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# answer_start = L + OFFSET[task]
+OFFSET = {"identity": 1, "reverse": 1, "sort": 1, "set": 1, "union": 2, "delete": 3}
 
 
 # --- an independent, plain-Python reading of every row --------------------------------------------
 
 def parse_row(task, row, answer_start, vocab, eos):
     """Split a row into (inputs, r, answer) using the documented layout; assert the separators."""
-    row = list(row)
-    if eos:
-        assert row[-1] == vocab + 2
-        row = row[:-1]
+    row = strip_eos(row, vocab, eos)
     if task == "union":
         length = answer_start - 2
         len_a = (length + 1) // 2
@@ -66,13 +57,9 @@ def expected_answer(task, x, r):
 def check_rows(task, batch, params):
     """Every row: layout, ids, lengths and the answer, checked in plain Python."""
     vocab, eos = params["vocab_size"], params.get("eos", False)
-    lo = params.get("min_length") or params.get("length", 64)
-    hi = params.get("max_length") or params.get("length", 64)
-    offset = {"union": 2, "delete": 3}.get(task, 1)
-    for i in range(len(batch)):
-        row = batch[i].tolist()
-        answer_start = int(batch.answer_start[i])
-        length = answer_start - offset
+    lo, hi = length_bounds(params)
+    for row, answer_start in rows_and_starts(batch):
+        length = answer_start - OFFSET[task]
         assert lo <= length <= hi
         x, r, answer = parse_row(task, row, answer_start, vocab, eos)
         assert len(x) == length
@@ -91,46 +78,28 @@ def check_rows(task, batch, params):
 def sequence_params(draw):
     task = draw(st.sampled_from(TASKS))
     low = 2 if task == "union" else 1
-    params = {"vocab_size": draw(st.integers(2, 300)), "eos": draw(st.booleans())}
-    if draw(st.booleans()):
-        params["length"] = draw(st.integers(low, 80))
-    else:
-        a, b = sorted(draw(st.lists(st.integers(low, 80), min_size=2, max_size=2)))
-        params["min_length"], params["max_length"] = a, b
+    params = {"vocab_size": draw(st.integers(2, 300)), "eos": draw(st.booleans()), **draw_lengths(draw, low, 80)}
     if task == "delete":
         params["r_present"] = draw(st.booleans())
     return task, params
 
 
 @PROPERTY
-@given(sequence_params(), st.integers(1, 60), st.integers(0, 2 ** 40), st.integers(0, 10 ** 6))
+@given(sequence_params(), *BATCH_ARGS)
 def test_rows_are_valid_for_random_params(task_params, n, seed, start):
     task, params = task_params
-    batch = procgen.generate(task, n=n, seed=seed, start=start, **params)
-    assert len(batch) == n
-    assert batch.validate() is None
-    check_rows(task, batch, params)
-    assert batch.lengths.max() <= get_task(task).max_row_length(batch.params)
+    check_rows(task, check_generated(task, params, n, seed, start), params)
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_large_vocabulary_uses_int32_and_comparison_sort(task):
-    params = {"vocab_size": 70_000, "length": 20}
-    batch = procgen.generate(task, n=200, **params)
-    assert batch.tokens.dtype == np.int32
-    batch.validate()
-    check_rows(task, batch, params)
+    check_rows(task, check_large_vocabulary(task, 200, 20), {"vocab_size": 70_000, "length": 20})
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_defaults_layout(task):
-    batch = procgen.generate(task, n=500)
-    offset = {"union": 2, "delete": 3}.get(task, 1)
-    assert (batch.answer_start == 64 + offset).all()
-    assert batch.tokens.dtype == np.uint8
-    assert len(batch.vocab) == 102 and batch.pad_id == 101
-    assert batch.vocab[100] == "<sep>" and batch.vocab[101] == "<pad>"
-    assert not (batch.tokens == 101).any()  # PAD is never stored
+    batch = check_defaults(task, 500, 64 + OFFSET[task])
+    assert len(batch.vocab) == 102
     check_rows(task, batch, {"vocab_size": 100, "length": 64})
 
 
@@ -281,34 +250,14 @@ def test_delete_validator_checks_first_occurrence_and_r_present():
 
 @pytest.mark.parametrize("task", TASKS)
 def test_reference_rows_pass_our_validators(task):
-    reference = load_reference()
-    fn, defaults = reference.REFERENCE[task]
-    params = {**defaults, "length": 9, "vocab_size": 6}
-    rows = fn(300, random.Random(1), **params)
-    tokens = np.array(sum(rows, []), np.uint8)
-    offsets = np.cumsum([0] + [len(r) for r in rows])
-    answer_start = np.full(len(rows), 9 + {"union": 2, "delete": 3}.get(task, 1), np.int32)
-    resolved = get_task(task).resolve_params(params)
-    assert get_task(task).validator(tokens, offsets, answer_start, resolved) is None
+    check_reference_rows_pass_validator("reference_sequence", task, OFFSET[task])
 
 
 # --- determinism and the seeding contract -------------------------------------------------------
 
 @pytest.mark.parametrize("task", TASKS)
 def test_determinism_and_start(task):
-    params = {"min_length": 2, "max_length": 30, "vocab_size": 40}
-    full = procgen.generate(task, n=20, seed=7, **params)
-    again = procgen.generate(task, n=20, seed=7, **params)
-    part = procgen.generate(task, n=10, seed=7, start=5, **params)
-    assert np.array_equal(full.tokens, again.tokens) and np.array_equal(full.offsets, again.offsets)
-    window = full[5:15]
-    assert np.array_equal(part.tokens, window.tokens)
-    assert np.array_equal(part.offsets, window.offsets)
-    assert np.array_equal(part.answer_start, window.answer_start)
-    other_seed = procgen.generate(task, n=20, seed=8, **params)
-    other_split = procgen.generate(task, n=20, seed=7, split="validation", **params)
-    assert not np.array_equal(full.tokens[:50], other_seed.tokens[:50])
-    assert not np.array_equal(full.tokens[:50], other_split.tokens[:50])
+    check_determinism_and_start(task, {"min_length": 2, "max_length": 30, "vocab_size": 40}, 7, "validation", 50)
 
 
 GOLDEN = {
@@ -414,12 +363,6 @@ def test_bad_params_raise_value_error_naming_the_param(task, params, name):
 
 # --- statistics (tolerance: 5 standard errors estimated from the sample) -----------------------------
 
-def assert_close(sample, expected):
-    sample = np.asarray(sample, np.float64)
-    se = sample.std(ddof=1) / np.sqrt(len(sample))
-    assert abs(sample.mean() - expected) < 5 * se, (sample.mean(), expected, se)
-
-
 def test_set_and_union_distinct_counts():
     expected = 99 * (1 - (98 / 99) ** 64)  # 47.30
     assert abs(expected - 47.30) < 0.01
@@ -457,12 +400,11 @@ def test_delete_r_present_picks_a_uniform_position():
 
 
 def test_statistics_match_the_plain_python_reference():
-    reference = load_reference()
+    reference = load_reference("reference_sequence")
     rng = random.Random(5)
     for task, measure in (("set", lambda row: len(row) - 65), ("delete", lambda row: len(row) == 131)):
         fn, params = reference.REFERENCE[task]
         ref = np.array([measure(row) for row in fn(4000, rng, **params)], np.float64)
         ours = procgen.generate(task, n=20_000, seed=6)
         ours = (ours.lengths - 65) if task == "set" else (ours.lengths == 131)
-        se = np.sqrt(ref.var(ddof=1) / len(ref) + ours.var(ddof=1) / len(ours))
-        assert abs(ref.mean() - ours.mean()) < 5 * se
+        two_sample_close(ref, ours)

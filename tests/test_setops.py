@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import (BATCH_ARGS, PROPERTY, assert_close, check_defaults, check_determinism_and_start,
+                      check_generated, check_large_vocabulary, check_reference_rows_pass_validator,
+                      draw_lengths, length_bounds, load_reference, rows_and_starts, rows_to_arrays, strip_eos,
+                      two_sample_close)
+from hypothesis import given
 from hypothesis import strategies as st
 
 import procgen
 from procgen.tasks import get_task, setops
 
 TASKS = ["intersect", "difference", "count", "search", "duplicate", "replace"]
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # answer_start = L + OFFSET[task]
 OFFSET = {"intersect": 2, "difference": 2, "count": 3, "search": 3, "duplicate": 1, "replace": 5}
-
-
-def load_reference():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_setops.py"
-    spec = importlib.util.spec_from_file_location("reference_setops", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- an independent, plain-Python reading of every row --------------------------------------------
 
 def parse_row(task, row, answer_start, vocab, eos):
     """Split a row into its parts using the documented layout; assert the separators."""
-    row = list(row)
-    if eos:
-        assert row[-1] == vocab + 2
-        row = row[:-1]
+    row = strip_eos(row, vocab, eos)
     length = answer_start - OFFSET[task]
     parts = {"answer": row[answer_start:]}
     if task in ("intersect", "difference"):
@@ -73,11 +63,8 @@ def expected_answer(task, parts, vocab):
 def check_rows(task, batch, params):
     """Every row: layout, ids, lengths and the answer, checked in plain Python."""
     vocab, eos = params["vocab_size"], params.get("eos", False)
-    lo = params.get("min_length") or params.get("length", 64)
-    hi = params.get("max_length") or params.get("length", 64)
-    for i in range(len(batch)):
-        row = batch[i].tolist()
-        answer_start = int(batch.answer_start[i])
+    lo, hi = length_bounds(params)
+    for row, answer_start in rows_and_starts(batch):
         assert lo <= answer_start - OFFSET[task] <= hi
         parts = parse_row(task, row, answer_start, vocab, eos)
         inputs = parts["x"] + parts.get("y", []) + [parts[k] for k in ("t", "a", "b") if k in parts]
@@ -96,46 +83,27 @@ def check_rows(task, batch, params):
 def setops_params(draw):
     task = draw(st.sampled_from(TASKS))
     low = 2 if task in ("intersect", "difference") else 1
-    params = {"vocab_size": draw(st.integers(2, 300)), "eos": draw(st.booleans())}
-    if draw(st.booleans()):
-        params["length"] = draw(st.integers(low, 80))
-    else:
-        a, b = sorted(draw(st.lists(st.integers(low, 80), min_size=2, max_size=2)))
-        params["min_length"], params["max_length"] = a, b
+    params = {"vocab_size": draw(st.integers(2, 300)), "eos": draw(st.booleans()), **draw_lengths(draw, low, 80)}
     if task in ("count", "search"):
         params["p_present"] = draw(st.sampled_from([0.0, 0.3, 0.5, 1.0]))
     return task, params
 
 
 @PROPERTY
-@given(setops_params(), st.integers(1, 60), st.integers(0, 2 ** 40), st.integers(0, 10 ** 6))
+@given(setops_params(), *BATCH_ARGS)
 def test_rows_are_valid_for_random_params(task_params, n, seed, start):
     task, params = task_params
-    batch = procgen.generate(task, n=n, seed=seed, start=start, **params)
-    assert len(batch) == n
-    assert batch.validate() is None
-    check_rows(task, batch, params)
-    assert batch.lengths.max() <= get_task(task).max_row_length(batch.params)
-    assert int(batch.tokens.max()) < get_task(task).vocab_size(batch.params)
+    check_rows(task, check_generated(task, params, n, seed, start), params)
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_large_vocabulary_uses_int32(task):
-    params = {"vocab_size": 70_000, "length": 20}
-    batch = procgen.generate(task, n=200, **params)
-    assert batch.tokens.dtype == np.int32
-    assert batch.validate() is None
-    check_rows(task, batch, params)
+    check_rows(task, check_large_vocabulary(task, 200, 20), {"vocab_size": 70_000, "length": 20})
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_defaults_layout(task):
-    batch = procgen.generate(task, n=500)
-    assert (batch.answer_start == 64 + OFFSET[task]).all()
-    assert batch.tokens.dtype == np.uint8
-    assert batch.pad_id == 101 and batch.vocab[100] == "<sep>" and batch.vocab[101] == "<pad>"
-    assert not (batch.tokens == 101).any()  # PAD is never stored
-    check_rows(task, batch, {"vocab_size": 100, "length": 64})
+    check_rows(task, check_defaults(task, 500, 64 + OFFSET[task]), {"vocab_size": 100, "length": 64})
 
 
 def test_numbered_ids_do_not_move_with_eos():
@@ -185,10 +153,8 @@ def make_row(task, vocab, eos, x, y=None, t=None, a=None, b=None, answer=None):
 
 
 def run_validator(task, rows, params):
-    tokens = np.array([t for row, _ in rows for t in row], np.uint8)
-    offsets = np.cumsum([0] + [len(row) for row, _ in rows])
-    answer_start = np.array([start for _, start in rows], np.int32)
-    return get_task(task).validator(tokens, offsets, answer_start, params)
+    arrays = rows_to_arrays([row for row, _ in rows], [start for _, start in rows], np.uint8)
+    return get_task(task).validator(*arrays, params)
 
 
 V = 10  # vocabulary of the hand-made rows; SEP = 10, EOS = 12, #c = 13 + c, NOT_FOUND = 13, @i = 14 + i
@@ -300,33 +266,14 @@ def test_rows_with_an_end_token_are_invalid_without_eos(task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_reference_rows_pass_our_validators(task):
-    fn, defaults = load_reference().REFERENCE[task]
-    params = {**defaults, "length": 9, "vocab_size": 6}
-    rows = fn(300, random.Random(1), **params)
-    tokens = np.array([t for row in rows for t in row], np.uint8)
-    offsets = np.cumsum([0] + [len(r) for r in rows])
-    answer_start = np.full(len(rows), 9 + OFFSET[task], np.int32)
-    resolved = get_task(task).resolve_params(params)
-    assert get_task(task).validator(tokens, offsets, answer_start, resolved) is None
+    check_reference_rows_pass_validator("reference_setops", task, OFFSET[task])
 
 
 # --- determinism and the seeding contract -------------------------------------------------------
 
 @pytest.mark.parametrize("task", TASKS)
 def test_determinism_and_start(task):
-    params = {"min_length": 2, "max_length": 30, "vocab_size": 40}
-    full = procgen.generate(task, n=20, seed=7, **params)
-    again = procgen.generate(task, n=20, seed=7, **params)
-    part = procgen.generate(task, n=10, seed=7, start=5, **params)
-    assert np.array_equal(full.tokens, again.tokens) and np.array_equal(full.offsets, again.offsets)
-    window = full[5:15]
-    assert np.array_equal(part.tokens, window.tokens)
-    assert np.array_equal(part.offsets, window.offsets)
-    assert np.array_equal(part.answer_start, window.answer_start)
-    other_seed = procgen.generate(task, n=20, seed=8, **params)
-    other_split = procgen.generate(task, n=20, seed=7, split="validation", **params)
-    assert not np.array_equal(full.tokens[:50], other_seed.tokens[:50])
-    assert not np.array_equal(full.tokens[:50], other_split.tokens[:50])
+    check_determinism_and_start(task, {"min_length": 2, "max_length": 30, "vocab_size": 40}, 7, "validation", 50)
 
 
 GOLDEN = {
@@ -422,12 +369,6 @@ def test_bad_params_raise_value_error_naming_the_param(task, params, name):
 
 # --- statistics (tolerance: 5 standard errors estimated from the sample) -----------------------------
 
-def assert_close(sample, expected):
-    sample = np.asarray(sample, np.float64)
-    se = sample.std(ddof=1) / np.sqrt(len(sample))
-    assert abs(sample.mean() - expected) < 5 * se, (sample.mean(), expected, se)
-
-
 def test_count_and_search_presence_rates():
     absent = (98 / 99) ** 64  # a uniform t is absent from x
     count = procgen.count(n=20_000, seed=1).to_numpy()
@@ -466,7 +407,7 @@ def test_search_index_of_a_present_query():
 
 
 def test_statistics_match_the_plain_python_reference():
-    reference = load_reference()
+    reference = load_reference("reference_setops")
     rng = random.Random(7)
     measures = {
         "intersect": lambda row: len(row) - 66,
@@ -480,5 +421,4 @@ def test_statistics_match_the_plain_python_reference():
         ref = np.array([measure(row) for row in fn(4000, rng, **params)], np.float64)
         ours = procgen.generate(task, n=20_000, seed=8, **params)
         ours = np.array([measure(row.tolist()) for row in ours], np.float64)
-        se = np.sqrt(ref.var(ddof=1) / len(ref) + ours.var(ddof=1) / len(ours))
-        assert abs(ref.mean() - ours.mean()) < 5 * se, task
+        two_sample_close(ref, ours, task)

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import (BATCH_ARGS, PROPERTY, check_defaults, check_determinism_and_start, check_generated,
+                      check_large_vocabulary, draw_lengths, load_reference, rows_and_starts)
+from hypothesis import given
 from hypothesis import strategies as st
 
 import procgen
 from procgen.tasks import get_task
 
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VALIDATE = get_task("ww").validator
-
-
-def load_reference():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_frontier_a.py"
-    spec = importlib.util.spec_from_file_location("reference_frontier_a", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse(row, answer_start, params):
@@ -46,32 +37,23 @@ def parse(row, answer_start, params):
 def ww_params(draw):
     params = {"vocab_size": draw(st.integers(2, 300)), "separator": draw(st.booleans()),
               "loss": draw(st.sampled_from(["all", "second_half"]))}
-    if draw(st.booleans()):
-        params["length"] = draw(st.integers(1, 90))
-    else:
-        a, b = sorted(draw(st.lists(st.integers(1, 90), min_size=2, max_size=2)))
-        params["min_length"], params["max_length"] = a, b
-    return params
+    return {**params, **draw_lengths(draw, 1, 90)}
 
 
 @PROPERTY
-@given(ww_params(), st.integers(1, 60), st.integers(0, 2 ** 40), st.integers(0, 10 ** 6))
+@given(ww_params(), *BATCH_ARGS)
 def test_rows_are_valid_for_random_params(params, n, seed, start):
-    batch = procgen.ww(n=n, seed=seed, start=start, **params)
-    assert batch.validate() is None
+    batch = check_generated("ww", params, n, seed, start)
     resolved = batch.params
-    for i in range(len(batch)):
-        w = parse(batch[i].tolist(), int(batch.answer_start[i]), resolved)
+    for row, answer_start in rows_and_starts(batch):
+        w = parse(row, answer_start, resolved)
         assert resolved["min_length"] <= len(w) <= resolved["max_length"]
-    assert batch.lengths.max() <= get_task("ww").max_row_length(resolved)
 
 
 def test_defaults_layout_and_vocab():
-    batch = procgen.ww(n=300)
-    assert (batch.lengths == 128).all() and (batch.answer_start == 0).all()
-    assert batch.tokens.dtype == np.uint8 and get_task("ww").is_lm_style(get_task("ww").resolve_params({}))
-    assert batch.vocab[0] == "<unused>" and batch.vocab[100] == "<sep>" and batch.vocab[101] == "<pad>"
-    assert len(batch.vocab) == 102 and batch.pad_id == 101
+    batch = check_defaults("ww", 300, 0)
+    assert (batch.lengths == 128).all() and get_task("ww").is_lm_style(get_task("ww").resolve_params({}))
+    assert batch.vocab[0] == "<unused>" and len(batch.vocab) == 102
     assert not ((batch.tokens == 0) | (batch.tokens >= 100)).any()  # no SEP, PAD or id 0 by default
     for i in range(len(batch)):
         parse(batch[i].tolist(), 0, batch.params)
@@ -105,12 +87,11 @@ def test_tokens_are_uniform_over_the_content_ids():
 
 
 def test_large_vocabulary_uses_int32():
-    batch = procgen.ww(n=100, vocab_size=70_000, length=30)
-    assert batch.tokens.dtype == np.int32 and batch.validate() is None
+    check_large_vocabulary("ww", 100, 30)
 
 
 def test_matches_the_reference_process():
-    fn, params = load_reference().REFERENCE["ww"]
+    fn, params = load_reference("reference_frontier_a").REFERENCE["ww"]
     rows = fn(500, random.Random(0), **params)
     assert all(len(r) == 128 and r[:64] == r[64:] for r in rows)
     ours = procgen.ww(n=500, **params).to_numpy()
@@ -179,14 +160,7 @@ def test_validator_checks_the_separator_and_the_loss_mode():
 # --- determinism and golden rows --------------------------------------------------------------------
 
 def test_determinism_and_start():
-    params = {"min_length": 1, "max_length": 40, "vocab_size": 12}
-    full = procgen.ww(n=20, seed=3, **params)
-    part = procgen.ww(n=10, seed=3, start=5, **params)
-    window = full[5:15]
-    assert np.array_equal(part.tokens, window.tokens) and np.array_equal(part.offsets, window.offsets)
-    assert np.array_equal(full.tokens, procgen.ww(n=20, seed=3, **params).tokens)
-    assert not np.array_equal(full.tokens[:40], procgen.ww(n=20, seed=4, **params).tokens[:40])
-    assert not np.array_equal(full.tokens[:40], procgen.ww(n=20, seed=3, split="test", **params).tokens[:40])
+    check_determinism_and_start("ww", {"min_length": 1, "max_length": 40, "vocab_size": 12}, 3, "test", 40)
 
 
 def test_the_layout_options_do_not_change_w():

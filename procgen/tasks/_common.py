@@ -9,8 +9,14 @@ its validator, the vocabulary -- and takes the rest from here (docs/adding-a-tas
   task ``validator`` that returns ``None`` or ``(row, reason)``;
 * :func:`range_params` / :func:`resolve_range` give the ``x`` / ``min_x`` / ``max_x`` trio of a
   per-row range (row lengths, operand digits) and its resolution;
-* :func:`longest_row` (njit) sizes a kernel's scratch buffers, and :func:`end_row` (njit) closes a
-  row of a fill kernel (optional end token, ``offsets``, ``answer_start``).
+* :func:`longest_row` (njit) sizes a kernel's scratch buffers, :func:`write_part` (njit) writes a
+  row's input part and its separator, and :func:`end_row` (njit) closes a row of a fill kernel
+  (optional end token, ``offsets``, ``answer_start``);
+* :func:`lengths_kernel` / :func:`lengths_validator` are the kernel and the validator of a task
+  whose rows have ``min_length .. max_length`` input tokens, ``vocab_size`` and ``eos`` (the
+  sequence, set-operation and stack/queue tasks); their check kernels start with the
+  :data:`FRAME_CODES` of a row's frame, and :func:`frame_code` (njit) checks that frame for rows of
+  content tokens and separators.
 
 Conventions of every kernel here: ``base`` is the uint64 key of ``(seed, task, split)`` and row
 ``r`` of a call is global row ``start + r``, whose stream starts at ``row_state(base, start + r)``;
@@ -27,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from procgen._rng import row_offsets
 from procgen.tasks import Param
 
 # Upper bounds of length-like parameters (row lengths, widths, step counts). Every integer parameter
@@ -98,6 +105,19 @@ def longest_row(offsets):
 
 
 @njit(cache=True, inline="always")
+def write_part(out, p, x, lo, hi, sep):
+    """Write ``x[lo:hi]`` at ``out[p:]`` and ``sep`` after it; return the position after ``sep``.
+
+    A row's input parts (``x, SEP``; ``a, SEP, b, SEP``) go out through here. ``x`` should be the
+    kernel's own buffer: LLVM then knows it does not alias ``out`` and vectorises the copy.
+    """
+    for j in range(hi - lo):
+        out[p + j] = x[lo + j]
+    out[p + hi - lo] = sep
+    return p + hi - lo + 1
+
+
+@njit(cache=True, inline="always")
 def end_row(out, q, eos, eos_id, r, answer, offsets, answer_start):
     """Close row ``r`` of a fill kernel whose answer ends before ``out[q]``: append ``eos_id`` if
     ``eos``, record ``answer_start[r] = answer`` and the row's end in ``offsets[r + 1]``; return
@@ -140,3 +160,62 @@ def row_validator(check, reasons: dict, args):
         return None if row < 0 else (int(row), reasons[int(code)])
 
     return validate
+
+
+# --- tasks of min_length .. max_length input tokens, vocab_size and eos ---------------------------
+# Their fill kernels take ``(base, start, lengths, vocab, *options, eos, out, offsets, answer_start)``
+# (``lengths``: int64 cumulative input lengths from ``row_offsets``), their check kernels
+# ``(tokens, offsets, answer_start, vocab, *options, eos, min_length, max_length)``.
+
+def lengths_kernel(fill, capacity, options):
+    """The task kernel of ``fill``: rows of ``min_length .. max_length`` input tokens (``row_offsets``),
+    ``options(params)`` (a tuple) the fill's task-specific arguments. ``capacity(input tokens, rows,
+    eos)`` bounds the tokens the rows can take (:func:`fill_rows` trims the rest)."""
+    def kernel(base, start, count, params, dtype):
+        base = np.uint64(base)
+        lengths = row_offsets(base, start, count, params["min_length"], params["max_length"], 1)
+        eos = params["eos"]
+        return fill_rows(fill, capacity(int(lengths[-1]), count, int(eos)), count, dtype,
+                         base, start, lengths, params["vocab_size"], *options(params), eos)
+    return kernel
+
+
+def lengths_validator(check, reasons: dict, options):
+    """The :func:`row_validator` of ``check``, ``options(params)`` (a tuple) its task-specific arguments."""
+    return row_validator(check, reasons, lambda params: (
+        params["vocab_size"], *options(params), params["eos"], params["min_length"], params["max_length"]))
+
+
+# Reason codes of a row's frame, which a check kernel of these tasks tests before the answer; a task
+# module numbers its own codes on from len(FRAME_CODES).
+FRAME_CODES = range(6)
+OK, BAD_ANSWER_START, BAD_LENGTH, BAD_ID, BAD_SEP, BAD_EOS = FRAME_CODES
+# What they mean for rows of content tokens 1 .. V-1, SEP = V and EOS = V+2 (sequence and set operations)
+FRAME_REASONS = {
+    BAD_ANSWER_START: "answer_start implies an input length outside [min_length, max_length]",
+    BAD_LENGTH: "row length does not match its answer_start and answer",
+    BAD_ID: "token id outside the content range 1 .. vocab_size-1",
+    BAD_SEP: "separator (id vocab_size) missing where the layout puts it",
+    BAD_EOS: "end token (id vocab_size+2) missing at the end of the row, or present without eos=True",
+}
+
+
+@njit(cache=True, nogil=True)
+def frame_code(tokens, first, n, content_end, sep_a, sep_b, sep_c, vocab, eos):
+    """The frame of the ``n``-token row at ``tokens[first:]``: row positions ``0 .. content_end-1``
+    hold SEP (id ``vocab``) at ``sep_a`` / ``sep_b`` / ``sep_c`` (-1: none) and a content id
+    ``1 .. vocab-1`` elsewhere; the row ends with EOS (``vocab + 2``) iff ``eos``. Returns the code
+    of the first fault in reading order, or OK. Positions from ``content_end`` to the EOS are the
+    caller's (numbered answers)."""
+    for j in range(content_end):
+        t = np.int64(tokens[first + j])
+        if j == sep_a or j == sep_b or j == sep_c:
+            if t != vocab:
+                return BAD_SEP
+        elif t == vocab + 2:
+            return BAD_EOS
+        elif t < 1 or t >= vocab:
+            return BAD_ID
+    if eos and tokens[first + n - 1] != vocab + 2:
+        return BAD_EOS
+    return OK

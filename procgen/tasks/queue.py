@@ -34,9 +34,10 @@ import math
 import numpy as np
 from numba import njit, uint64
 
-from procgen._rng import _GOLDEN, below, hi32, lo32, mix64, next_u64, row_state
-from procgen.tasks._common import SEMANTIC_WARMUP, end_row, longest_row, row_validator
-from procgen.tasks.stack import operations_task
+from procgen._rng import row_state
+from procgen.tasks._common import FRAME_CODES, SEMANTIC_WARMUP, end_row, longest_row
+from procgen.tasks.stack import (new_token, operations_frame_code, operations_frame_reasons, operations_task,
+                                  step_adds, step_draws)
 
 
 # --- generator: the queue is a slice items[head:tail] of a flat array (never wraps) --------------
@@ -49,9 +50,9 @@ def _queue_fill(base, start, lengths, vocab, enqueue_threshold, dequeue_threshol
     has ``L = lengths[r+1] - lengths[r]`` ops); ``enqueue_threshold`` / ``dequeue_threshold``:
     32-bit thresholds of the early enqueue and late dequeue probabilities.
 
-    Draws, per row (as the stack task): ``L`` draws, draw ``j`` decides step ``j`` (high 32 bits
-    against the threshold) and gives its enqueued token (low 32 bits); then, in step order, a
-    further draw (high 32 bits) each time an enqueued token is already in the queue (rejection).
+    Draws, per row, as the stack task: ``L`` draws (``step_draws``), draw ``j`` decides step ``j``
+    (``step_adds``) and gives its enqueued token; then, in step order, a further draw each time an
+    enqueued token is already in the queue (``new_token``).
     The queue is ``items[head:tail]``: every enqueue appends at ``tail``, every dequeue advances
     ``head``, so ``L`` slots always suffice.
     """
@@ -68,27 +69,13 @@ def _queue_fill(base, start, lengths, vocab, enqueue_threshold, dequeue_threshol
     for r in range(count):
         length = lengths[r + 1] - lengths[r]
         split = np.int64(math.floor(split_frac * length))
-        state = row_state(base, start + r)
-        for j in range(length):  # draw j = mix64(state + (j+1) * golden), as next_u64 gives it
-            draws[j] = mix64(state + uint64(j + 1) * _GOLDEN)
-        state = state + uint64(length) * _GOLDEN
+        state = step_draws(row_state(base, start + r), length, draws)
         stamp = r + 1
         head = 0
         tail = 0
         for j in range(length):
-            bits = draws[j]
-            size = tail - head
-            if j < split:
-                chosen = hi32(bits) < early
-            else:
-                chosen = hi32(bits) >= late
-            # forced: enqueue at size <= 1; dequeue on the last step or when every token is queued
-            if size <= 1 or (chosen and j != length - 1 and size != m):
-                token = below(lo32(bits), m) + 1
-                while in_queue[token] == stamp:  # rejection: uniform over the tokens not in the queue
-                    state, bits = next_u64(state)
-                    token = below(hi32(bits), m) + 1
-                in_queue[token] = stamp
+            if step_adds(draws[j], j, length, split, tail - head, m, early, late):
+                state, token = new_token(state, draws[j], m, in_queue, stamp)
                 items[tail] = token
                 tail += 1
                 out[p + j] = token
@@ -107,14 +94,10 @@ def _queue_fill(base, start, lengths, vocab, enqueue_threshold, dequeue_threshol
 
 # --- validator: replays the operations on a ring buffer -------------------------------------------
 
-(_OK, _BAD_ANSWER_START, _BAD_LENGTH, _BAD_ID, _BAD_SEP, _BAD_EOS, _DUPLICATE_ENQUEUE, _EMPTY_DEQUEUE,
- _FORCED_ENQUEUE, _FORCED_DEQUEUE, _WRONG_QUEUE) = range(11)
+_OK, _BAD_ANSWER_START, _BAD_LENGTH, _BAD_ID, _BAD_SEP, _BAD_EOS = FRAME_CODES
+_DUPLICATE_ENQUEUE, _EMPTY_DEQUEUE, _FORCED_ENQUEUE, _FORCED_DEQUEUE, _WRONG_QUEUE = range(len(FRAME_CODES), 11)
 _REASONS = {
-    _BAD_ANSWER_START: "answer_start implies a number of operations outside [min_length, max_length]",
-    _BAD_LENGTH: "row length does not match the number of operations and the final queue",
-    _BAD_ID: "token id out of range (ops: 0 .. vocab_size-1; queue items: 1 .. vocab_size-1)",
-    _BAD_SEP: "separator (id vocab_size) missing after the operations",
-    _BAD_EOS: "end token (id vocab_size+2) missing at the end of the row, or present without eos=True",
+    **operations_frame_reasons("queue"),
     _DUPLICATE_ENQUEUE: "enqueue of a token that is already in the queue",
     _EMPTY_DEQUEUE: "dequeue from an empty queue",
     _FORCED_ENQUEUE: "the process must enqueue here (queue size <= 1, or enqueue probability 1)",
@@ -143,14 +126,9 @@ def _queue_check(tokens, offsets, answer_start, vocab, always_enqueue_early, alw
         first = offsets[r]
         n = offsets[r + 1] - first
         ops = np.int64(answer_start[r]) - 1
-        if ops < min_length or ops > max_length:
-            return r, _BAD_ANSWER_START
-        if n < ops + 1 + eos:
-            return r, _BAD_LENGTH
-        if tokens[first + ops] != vocab:
-            return r, _BAD_SEP
-        if eos and tokens[first + n - 1] != vocab + 2:
-            return r, _BAD_EOS
+        code = operations_frame_code(tokens, first, n, ops, vocab, eos, min_length, max_length)
+        if code != _OK:
+            return r, code
         split = np.int64(math.floor(split_frac * ops))
         head = 0  # ring index of the front
         size = 0
@@ -193,16 +171,11 @@ def _queue_check(tokens, offsets, answer_start, vocab, always_enqueue_early, alw
     return -1, _OK
 
 
-_queue_validate = row_validator(_queue_check, _REASONS, lambda params: (
-    params["vocab_size"], params["enqueue_prob_early"] == 1.0, params["dequeue_prob_late"] == 1.0,
-    params["split_frac"], params["eos"], params["min_length"], params["max_length"]))
-
-
 # --- the task (parameters, vocabulary and sizes shared with stack) -----------------------------------
 
 TASKS = [
     operations_task("queue", "enqueue/dequeue operations (dequeue = 0), SEP, final queue front -> back",
-                    _queue_fill, _queue_validate, add="enqueue", remove="dequeue", structure="queue",
+                    _queue_fill, _queue_check, _REASONS, add="enqueue", remove="dequeue", structure="queue",
                     finding=f"A first-in-first-out twin of STACK, which is {SEMANTIC_WARMUP}. No paper reports QUEUE "
                             "itself; it is a control next to STACK: the same operation statistics, with the answer "
                             "read in arrival order instead of last-in-first-out."),

@@ -33,10 +33,11 @@ from fractions import Fraction
 import numpy as np
 from numba import njit, uint64
 
-from procgen._rng import _GOLDEN, below, hi32, lo32, mix64, next_u64, row_offsets, row_state
+from procgen._rng import _GOLDEN, below, hi32, lo32, mix64, next_u64, row_state
 from procgen.tasks import Param, Task
-from procgen.tasks._common import (MAX_VOCAB, SEMANTIC_WARMUP, end_row, fill_rows, length_params,
-                                   longest_row, resolve_range, row_validator)
+from procgen.tasks._common import (FRAME_CODES, FRAME_REASONS, MAX_VOCAB, SEMANTIC_WARMUP, end_row, frame_code,
+                                   length_params, lengths_kernel, lengths_validator, longest_row, resolve_range,
+                                   write_part)
 
 _IDENTITY, _REVERSE, _SORT = 0, 1, 2  # modes of _copy_fill / _check_copy
 
@@ -44,11 +45,11 @@ _IDENTITY, _REVERSE, _SORT = 0, 1, 2  # modes of _copy_fill / _check_copy
 # --- generators -------------------------------------------------------------------------------
 # Every fill kernel writes rows back to back into ``out`` (sized for the longest possible rows, in
 # the token dtype), records ``offsets`` (int64, count + 1) / ``answer_start`` (int32, count) and
-# returns the number of tokens written (procgen.tasks._common.fill_rows runs it). ``lengths`` (int64,
-# count + 1) are the cumulative input lengths from ``row_offsets``: row r has L = lengths[r+1] -
-# lengths[r]. ``vocab`` is V (SEP = V, EOS = V+2). A row's input is drawn into a small buffer ``x``
-# first and copied from there: ``x`` is allocated inside the kernel, so LLVM knows it does not alias
-# ``out`` and vectorises the copy loops.
+# returns the number of tokens written (procgen.tasks._common.lengths_kernel runs it). ``lengths``
+# (int64, count + 1) are the cumulative input lengths from ``row_offsets``: row r has L =
+# lengths[r+1] - lengths[r]. ``vocab`` is V (SEP = V, EOS = V+2). A row's input is drawn into a
+# small buffer ``x`` first and copied from there (``write_part``): ``x`` is allocated inside the
+# kernel, so LLVM knows it does not alias ``out`` and vectorises the copy loops.
 
 @njit(cache=True, inline="always")
 def _draw_tokens(state, count, m, x, at):
@@ -87,10 +88,7 @@ def _copy_fill(base, start, lengths, vocab, mode, eos, out, offsets, answer_star
     for r in range(count):
         length = lengths[r + 1] - lengths[r]
         _draw_tokens(row_state(base, start + r), length, m, x, 0)
-        q = p + length + 1
-        for j in range(length):
-            out[p + j] = x[j]
-        out[p + length] = vocab
+        q = write_part(out, p, x, 0, length, vocab)
         if mode == _IDENTITY:
             for j in range(length):
                 out[q + j] = x[j]
@@ -138,19 +136,11 @@ def _distinct_fill(base, start, lengths, vocab, union, eos, out, offsets, answer
             len_a = (length + 1) // 2
             state = _draw_tokens(state, len_a, m, x, 0)
             _draw_tokens(state, length - len_a, m, x, len_a)
-            for j in range(len_a):
-                out[p + j] = x[j]
-            out[p + len_a] = vocab
-            for j in range(len_a, length):
-                out[p + 1 + j] = x[j]
-            out[p + length + 1] = vocab
-            q = p + length + 2
+            q = write_part(out, p, x, 0, len_a, vocab)
+            q = write_part(out, q, x, len_a, length, vocab)
         else:
             _draw_tokens(state, length, m, x, 0)
-            for j in range(length):
-                out[p + j] = x[j]
-            out[p + length] = vocab
-            q = p + length + 1
+            q = write_part(out, p, x, 0, length, vocab)
         answer = q - p
         stamp = r + 1
         for j in range(length):
@@ -182,12 +172,10 @@ def _delete_fill(base, start, lengths, vocab, r_present, eos, out, offsets, answ
             target = x[below(hi32(bits), length)]
         else:
             target = below(hi32(bits), m) + 1
-        for j in range(length):
-            out[p + j] = x[j]
-        out[p + length] = vocab
-        out[p + length + 1] = target
-        out[p + length + 2] = vocab
-        q = p + length + 3
+        q = write_part(out, p, x, 0, length, vocab)
+        out[q] = target
+        out[q + 1] = vocab
+        q += 2
         hit = 0  # index of the first occurrence of r, or length when r is absent
         while hit < length and x[hit] != target:
             hit += 1
@@ -200,43 +188,13 @@ def _delete_fill(base, start, lengths, vocab, r_present, eos, out, offsets, answ
     return p
 
 
-def _run_fill(fill, extra, base, start, count, params, dtype, option):
-    """Rows of ``fill``: at most twice the input tokens plus ``extra`` separators (and EOS) a row."""
-    base = np.uint64(base)
-    lengths = row_offsets(base, start, count, params["min_length"], params["max_length"], 1)
-    eos = params["eos"]
-    return fill_rows(fill, 2 * int(lengths[-1]) + count * (extra + int(eos)), count, dtype,
-                     base, start, lengths, params["vocab_size"], option, eos)
-
-
-def _copy_kernel(mode):
-    def kernel(base, start, count, params, dtype):
-        return _run_fill(_copy_fill, 1, base, start, count, params, dtype, mode)
-    return kernel
-
-
-def _set_kernel(base, start, count, params, dtype):
-    return _run_fill(_distinct_fill, 1, base, start, count, params, dtype, False)
-
-
-def _union_kernel(base, start, count, params, dtype):
-    return _run_fill(_distinct_fill, 2, base, start, count, params, dtype, True)
-
-
-def _delete_kernel(base, start, count, params, dtype):
-    return _run_fill(_delete_fill, 3, base, start, count, params, dtype, params["r_present"])
-
-
 # --- validators (independent of the generators: they check properties, never regenerate) -------
 
-(_OK, _BAD_ANSWER_START, _BAD_LENGTH, _BAD_ID, _BAD_SEP, _BAD_EOS, _WRONG_COPY, _NOT_SORTED,
- _NOT_PERMUTATION, _NOT_IN_INPUT, _BAD_ORDER, _MISSING, _BAD_DELETE, _R_ABSENT) = range(14)
+_OK, _BAD_ANSWER_START, _BAD_LENGTH, _BAD_ID, _BAD_SEP, _BAD_EOS = FRAME_CODES
+(_WRONG_COPY, _NOT_SORTED, _NOT_PERMUTATION, _NOT_IN_INPUT, _BAD_ORDER, _MISSING, _BAD_DELETE,
+ _R_ABSENT) = range(len(FRAME_CODES), 14)
 _REASONS = {
-    _BAD_ANSWER_START: "answer_start implies an input length outside [min_length, max_length]",
-    _BAD_LENGTH: "row length does not match its answer_start and answer",
-    _BAD_ID: "token id outside the content range 1 .. vocab_size-1",
-    _BAD_SEP: "separator (id vocab_size) missing where the layout puts it",
-    _BAD_EOS: "end token (id vocab_size+2) missing at the end of the row, or present without eos=True",
+    **FRAME_REASONS,
     _WRONG_COPY: "answer is not the input (identity) / the reversed input (reverse)",
     _NOT_SORTED: "answer is not in ascending order",
     _NOT_PERMUTATION: "answer is not a rearrangement of the input (token counts differ)",
@@ -246,24 +204,6 @@ _REASONS = {
     _BAD_DELETE: "answer is not the input without the first occurrence of r",
     _R_ABSENT: "r does not occur in x although r_present=True",
 }
-
-
-@njit(cache=True, nogil=True)
-def _frame_code(tokens, first, n, sep_a, sep_b, vocab, eos):
-    """Check ids and layout: SEP at ``sep_a``/``sep_b`` (-1: none), EOS last iff ``eos``, else content."""
-    for j in range(n):
-        t = np.int64(tokens[first + j])
-        if j == sep_a or j == sep_b:
-            if t != vocab:
-                return _BAD_SEP
-        elif eos and j == n - 1:
-            if t != vocab + 2:
-                return _BAD_EOS
-        elif t == vocab + 2:
-            return _BAD_EOS
-        elif t < 1 or t >= vocab:
-            return _BAD_ID
-    return _OK
 
 
 @njit(cache=True, nogil=True)
@@ -280,7 +220,7 @@ def _check_copy(tokens, offsets, answer_start, vocab, mode, eos, min_length, max
             return r, _BAD_ANSWER_START
         if n != 2 * length + 1 + eos:
             return r, _BAD_LENGTH
-        code = _frame_code(tokens, first, n, length, -1, vocab, eos)
+        code = frame_code(tokens, first, n, n - eos, length, -1, -1, vocab, eos)
         if code != _OK:
             return r, code
         x = first
@@ -322,9 +262,9 @@ def _check_distinct(tokens, offsets, answer_start, vocab, union, eos, min_length
         if n < answer_start[r] + 1 + eos:
             return r, _BAD_LENGTH
         if union:
-            code = _frame_code(tokens, first, n, (length + 1) // 2, length + 1, vocab, eos)
+            code = frame_code(tokens, first, n, n - eos, (length + 1) // 2, length + 1, -1, vocab, eos)
         else:
-            code = _frame_code(tokens, first, n, length, -1, vocab, eos)
+            code = frame_code(tokens, first, n, n - eos, length, -1, -1, vocab, eos)
         if code != _OK:
             return r, code
         distinct = 0
@@ -361,7 +301,7 @@ def _check_delete(tokens, offsets, answer_start, vocab, r_present, eos, min_leng
             return r, _BAD_ANSWER_START
         if n < answer_start[r] + eos:
             return r, _BAD_LENGTH
-        code = _frame_code(tokens, first, n, length, length + 2, vocab, eos)
+        code = frame_code(tokens, first, n, n - eos, length, length + 2, -1, vocab, eos)
         if code != _OK:
             return r, code
         target = tokens[first + length + 1]
@@ -380,20 +320,6 @@ def _check_delete(tokens, offsets, answer_start, vocab, r_present, eos, min_leng
             if tokens[y + j] != tokens[first + j + (1 if 0 <= hit <= j else 0)]:
                 return r, _BAD_DELETE
     return -1, _OK
-
-
-def _copy_validator(mode):
-    return row_validator(_check_copy, _REASONS, lambda params: (
-        params["vocab_size"], mode, params["eos"], params["min_length"], params["max_length"]))
-
-
-def _distinct_validator(union):
-    return row_validator(_check_distinct, _REASONS, lambda params: (
-        params["vocab_size"], union, params["eos"], params["min_length"], params["max_length"]))
-
-
-_delete_validate = row_validator(_check_delete, _REASONS, lambda params: (
-    params["vocab_size"], params["r_present"], params["eos"], params["min_length"], params["max_length"]))
 
 
 # --- vocabulary and parameters ------------------------------------------------------------------
@@ -442,13 +368,15 @@ def _mean_length(name):
     return mean
 
 
-def _task(name, summary, finding, kernel, validator, extra, length_low=1, more=()):
+def _task(name, summary, finding, fill, check, options, extra, length_low=1, more=()):
+    """The Task of ``fill`` / ``check``, which both take ``options(params)``; a row is at most twice
+    its input tokens plus ``extra`` separators (and EOS)."""
     return Task(
         name=name,
         summary=summary,
         params=(*length_params(64, low=length_low, what="input tokens"), _VOCAB, _EOS, *more),
-        kernel=kernel,
-        validator=validator,
+        kernel=lengths_kernel(fill, lambda total, rows, eos: 2 * total + rows * (extra + eos), options),
+        validator=lengths_validator(check, _REASONS, options),
         vocab=_vocab,
         size=_vocab_size,
         max_row_length=lambda params: 2 * params["max_length"] + extra + int(params["eos"]),
@@ -462,21 +390,21 @@ def _task(name, summary, finding, kernel, validator, extra, length_low=1, more=(
 
 TASKS = [
     _task("identity", "x, SEP, x", f"Copying: {SEMANTIC_WARMUP}.",
-          _copy_kernel(_IDENTITY), _copy_validator(_IDENTITY), 1),
+          _copy_fill, _check_copy, lambda params: (_IDENTITY,), 1),
     _task("reverse", "x, SEP, reversed(x)", f"Reversal: {SEMANTIC_WARMUP}.",
-          _copy_kernel(_REVERSE), _copy_validator(_REVERSE), 1),
+          _copy_fill, _check_copy, lambda params: (_REVERSE,), 1),
     _task("sort", "x, SEP, sorted(x) (ascending, duplicates kept)",
           f"Sorting is {SEMANTIC_WARMUP}, and doubles as the sorting diagnostic (82.7% without warm-up).",
-          _copy_kernel(_SORT), _copy_validator(_SORT), 1),
+          _copy_fill, _check_copy, lambda params: (_SORT,), 1),
     _task("set", "x, SEP, distinct tokens of x in first-appearance order",
           f"SET is {SEMANTIC_WARMUP}. Its attention layers carry the useful structure: transferring only "
           "SET attention lifts haystack recall to 88.9% (the full model: 18.9%), and SET attention "
           "assembled with ECA MLPs raises the mean over four diagnostics from 57.4% to 89.3%.",
-          _set_kernel, _distinct_validator(False), 1),
+          _distinct_fill, _check_distinct, lambda params: (False,), 1),
     _task("union", "a, SEP, b, SEP, distinct tokens of a+b in first-appearance order (a gets ceil(L/2))",
           f"UNION is {SEMANTIC_WARMUP}. A UNION warm-up lifts 5×5-digit multiplication from 42.7% to "
           "63.5% (tokens-shuffled control: 48.4%).",
-          _union_kernel, _distinct_validator(True), 2, length_low=2),
+          _distinct_fill, _check_distinct, lambda params: (True,), 2, length_low=2),
     _task("delete", "x, SEP, r, SEP, x without the first occurrence of r", f"Deletion: {SEMANTIC_WARMUP}.",
-          _delete_kernel, _delete_validate, 3, more=(_R_PRESENT,)),
+          _delete_fill, _check_delete, lambda params: (params["r_present"],), 3, more=(_R_PRESENT,)),
 ]

@@ -67,10 +67,11 @@ from fractions import Fraction
 import numpy as np
 from numba import njit
 
-from procgen._rng import below, hi32, lo32, next_u64, probability_threshold, row_offsets, row_state
+from procgen._rng import below, hi32, lo32, next_u64, probability_threshold, row_state
 from procgen.tasks import Param, Task
-from procgen.tasks._common import (MAX_LENGTH, MAX_ROW_TOKENS, MAX_VOCAB, end_row, fill_rows, longest_row,
-                                   range_params, resolve_range, row_validator)
+from procgen.tasks._common import (FRAME_CODES, FRAME_REASONS, MAX_LENGTH, MAX_ROW_TOKENS, MAX_VOCAB, end_row,
+                                   frame_code, lengths_kernel, lengths_validator, longest_row, range_params,
+                                   resolve_range, write_part)
 from procgen.tasks.sequence import _draw_tokens  # the sequence tasks' input draw (two tokens per 64 bits)
 
 MAX_NUMBERED = 2 ** 20  # count / search: max_length bound (one id per count or position)
@@ -80,7 +81,8 @@ MAX_NUMBERED = 2 ** 20  # count / search: max_length bound (one id per count or 
 # Fill kernels as in procgen.tasks.sequence: rows back to back into ``out`` (token dtype, sized for
 # the longest possible rows), ``offsets`` (int64, count + 1) and ``answer_start`` (int32, count);
 # they return the tokens written. ``lengths`` (int64, count + 1) are the cumulative input lengths
-# from ``row_offsets``; ``vocab`` is V. Inputs are drawn into the kernel's own buffer ``x`` first.
+# from ``row_offsets``; ``vocab`` is V. Inputs are drawn into the kernel's own buffer ``x`` first
+# and written out with ``write_part``.
 
 @njit(cache=True, nogil=True)
 def _setop_fill(base, start, lengths, vocab, keep_common, eos, out, offsets, answer_start):
@@ -101,16 +103,11 @@ def _setop_fill(base, start, lengths, vocab, keep_common, eos, out, offsets, ans
         length = lengths[r + 1] - lengths[r]
         len_x = (length + 1) // 2
         _draw_tokens(row_state(base, start + r), length, vocab - 1, x, 0)
-        for j in range(len_x):
-            out[p + j] = x[j]
-        out[p + len_x] = vocab
-        for j in range(len_x, length):
-            out[p + 1 + j] = x[j]
-        out[p + length + 1] = vocab
+        q = write_part(out, p, x, 0, len_x, vocab)
+        q = write_part(out, q, x, len_x, length, vocab)
         in_y = 2 * (r + 1)
         for j in range(len_x, length):
             mark[x[j]] = in_y
-        q = p + length + 2
         if keep_common:
             for j in range(len_x):
                 t = x[j]
@@ -149,22 +146,20 @@ def _lookup_fill(base, start, lengths, vocab, threshold, search, eos, out, offse
             target = np.int64(x[below(lo32(bits), length)])
         else:
             target = below(lo32(bits), m) + 1
-        for j in range(length):
-            out[p + j] = x[j]
-        out[p + length] = vocab
-        out[p + length + 1] = target
-        out[p + length + 2] = vocab
+        q = write_part(out, p, x, 0, length, vocab)
+        out[q] = target
+        out[q + 1] = vocab
         if search:
             hit = 0
             while hit < length and x[hit] != target:
                 hit += 1
-            out[p + length + 3] = vocab + 3 if hit == length else vocab + 4 + hit
+            out[q + 2] = vocab + 3 if hit == length else vocab + 4 + hit
         else:
             occurrences = 0
             for j in range(length):
                 occurrences += x[j] == target
-            out[p + length + 3] = vocab + 3 + occurrences
-        p = end_row(out, p + length + 4, eos, vocab + 2, r, length + 3, offsets, answer_start)
+            out[q + 2] = vocab + 3 + occurrences
+        p = end_row(out, q + 3, eos, vocab + 2, r, length + 3, offsets, answer_start)
     return p
 
 
@@ -178,10 +173,7 @@ def _duplicate_fill(base, start, lengths, vocab, unused, eos, out, offsets, answ
     for r in range(count):
         length = lengths[r + 1] - lengths[r]
         _draw_tokens(row_state(base, start + r), length, vocab - 1, x, 0)
-        for j in range(length):
-            out[p + j] = x[j]
-        out[p + length] = vocab
-        q = p + length + 1
+        q = write_part(out, p, x, 0, length, vocab)
         for j in range(length):
             out[q + 2 * j] = x[j]
             out[q + 2 * j + 1] = x[j]
@@ -218,31 +210,17 @@ def _replace_fill(base, start, lengths, vocab, unused, eos, out, offsets, answer
             seen[t] = stamp
         a = distinct[below(hi32(bits), k)]
         b = below(lo32(bits), m) + 1
-        for j in range(length):
-            out[p + j] = x[j]
-        out[p + length] = vocab
-        out[p + length + 1] = a
-        out[p + length + 2] = vocab
-        out[p + length + 3] = b
-        out[p + length + 4] = vocab
-        q = p + length + 5
+        q = write_part(out, p, x, 0, length, vocab)
+        out[q] = a
+        out[q + 1] = vocab
+        out[q + 2] = b
+        out[q + 3] = vocab
+        q += 4
         for j in range(length):
             t = x[j]
             out[q + j] = b if t == a else t
         p = end_row(out, q + length, eos, vocab + 2, r, length + 5, offsets, answer_start)
     return p
-
-
-def _kernel(fill, capacity, option):
-    """A task kernel running ``fill``: ``capacity(total input tokens, rows, eos)`` bounds the
-    tokens written; ``option(params)`` is the fill's task-specific argument(s), a tuple."""
-    def kernel(base, start, count, params, dtype):
-        base = np.uint64(base)
-        lengths = row_offsets(base, start, count, params["min_length"], params["max_length"], 1)
-        eos = params["eos"]
-        return fill_rows(fill, capacity(int(lengths[-1]), count, int(eos)), count, dtype,
-                         base, start, lengths, params["vocab_size"], *option(params), eos)
-    return kernel
 
 
 def _threshold(params):
@@ -251,16 +229,10 @@ def _threshold(params):
 
 # --- validators (independent of the generators: they check properties, never regenerate) -------
 
-(_OK, _BAD_ANSWER_START, _BAD_LENGTH, _BAD_ID, _BAD_SEP, _BAD_EOS, _NOT_IN_X, _Y_SIDE, _BAD_ORDER,
- _MISSING, _BAD_ANSWER, _WRONG_COUNT, _T_ABSENT, _NOT_AT, _NOT_FIRST, _MISSED, _WRONG_DUPLICATE,
- _A_ABSENT, _WRONG_REPLACE) = range(19)
-_FRAME = {
-    _BAD_ANSWER_START: "answer_start implies an input length outside [min_length, max_length]",
-    _BAD_LENGTH: "row length does not match its answer_start and answer",
-    _BAD_ID: "token id outside the content range 1 .. vocab_size-1",
-    _BAD_SEP: "separator (id vocab_size) missing where the layout puts it",
-    _BAD_EOS: "end token (id vocab_size+2) missing at the end of the row, or present without eos=True",
-}
+_OK, _BAD_ANSWER_START, _BAD_LENGTH, _BAD_ID, _BAD_SEP, _BAD_EOS = FRAME_CODES
+(_NOT_IN_X, _Y_SIDE, _BAD_ORDER, _MISSING, _BAD_ANSWER, _WRONG_COUNT, _T_ABSENT, _NOT_AT, _NOT_FIRST, _MISSED,
+ _WRONG_DUPLICATE, _A_ABSENT, _WRONG_REPLACE) = range(len(FRAME_CODES), 19)
+_FRAME = FRAME_REASONS
 _SETOP = {
     _NOT_IN_X: "answer holds a token that is not in x",
     _BAD_ORDER: "answer repeats a token or breaks first-appearance order in x",
@@ -284,24 +256,6 @@ _REASONS = {
 
 
 @njit(cache=True, nogil=True)
-def _frame_code(tokens, first, n, content_end, sep_a, sep_b, sep_c, vocab, eos):
-    """EOS last iff ``eos``; row positions ``0 .. content_end-1``: SEP at ``sep_a/sep_b/sep_c`` (-1:
-    none), a content id elsewhere."""
-    if eos and tokens[first + n - 1] != vocab + 2:
-        return _BAD_EOS
-    for j in range(content_end):
-        t = np.int64(tokens[first + j])
-        if j == sep_a or j == sep_b or j == sep_c:
-            if t != vocab:
-                return _BAD_SEP
-        elif t == vocab + 2:
-            return _BAD_EOS
-        elif t < 1 or t >= vocab:
-            return _BAD_ID
-    return _OK
-
-
-@njit(cache=True, nogil=True)
 def _check_setop(tokens, offsets, answer_start, vocab, keep_common, eos, min_length, max_length):
     """intersect / difference: tables of each x token's owner row and first position and of the y
     tokens; every answer token must be in x, on the right side of y, after the previous one in x;
@@ -318,7 +272,7 @@ def _check_setop(tokens, offsets, answer_start, vocab, keep_common, eos, min_len
         if n < answer_start[r] + eos:
             return r, _BAD_LENGTH
         len_x = (length + 1) // 2
-        code = _frame_code(tokens, first, n, n - eos, len_x, length + 1, -1, vocab, eos)
+        code = frame_code(tokens, first, n, n - eos, len_x, length + 1, -1, vocab, eos)
         if code != _OK:
             return r, code
         stamp = r + 1
@@ -349,11 +303,47 @@ def _check_setop(tokens, offsets, answer_start, vocab, keep_common, eos, min_len
     return -1, _OK
 
 
+@njit(cache=True, inline="always")
+def _count_code(tokens, first, length, count, always_present, histogram):
+    """count's answer ``#count``: at most ``length``, and a histogram of x's tokens (cleared again
+    before returning) read at t must equal it."""
+    if count < 0 or count > length:
+        return _BAD_ANSWER
+    for j in range(length):
+        histogram[tokens[first + j]] += 1
+    occurrences = histogram[tokens[first + length + 1]]
+    for j in range(length):
+        histogram[tokens[first + j]] = 0
+    if always_present and occurrences == 0:
+        return _T_ABSENT
+    return _OK if count == occurrences else _WRONG_COUNT
+
+
+@njit(cache=True, inline="always")
+def _search_code(tokens, first, length, index, always_present):
+    """search's answer ``@index`` (-1: NOT_FOUND): a backward scan finds t's first index; NOT_FOUND
+    needs none, ``@i`` needs t at i and nowhere before."""
+    if index < -1 or index >= length:
+        return _BAD_ANSWER
+    target = tokens[first + length + 1]
+    first_hit = length  # the last assignment of a backward scan is the first occurrence
+    for j in range(length - 1, -1, -1):
+        if tokens[first + j] == target:
+            first_hit = j
+    if index == -1:
+        if first_hit < length:
+            return _MISSED
+        return _T_ABSENT if always_present else _OK
+    if tokens[first + index] != target:
+        return _NOT_AT
+    return _NOT_FIRST if first_hit < index else _OK
+
+
 @njit(cache=True, nogil=True)
-def _check_count(tokens, offsets, answer_start, vocab, always_present, eos, min_length, max_length):
-    """count: a histogram of x's tokens (cleared after each row) read at t must equal the answer's
-    number. Returns ``(row or -1, code)``."""
-    histogram = np.zeros(vocab, np.int64)
+def _check_lookup(tokens, offsets, answer_start, vocab, always_present, search, eos, min_length, max_length):
+    """count / search (``search``): the frame ``x, SEP, t, SEP``, then one numbered answer token, which
+    :func:`_count_code` / :func:`_search_code` check. Returns ``(row or -1, code)``."""
+    histogram = np.zeros(vocab, np.int64)  # count: left zeroed after every row
     for r in range(offsets.shape[0] - 1):
         first = offsets[r]
         n = offsets[r + 1] - first
@@ -362,62 +352,18 @@ def _check_count(tokens, offsets, answer_start, vocab, always_present, eos, min_
             return r, _BAD_ANSWER_START
         if n != length + 4 + eos:
             return r, _BAD_LENGTH
-        code = _frame_code(tokens, first, n, length + 3, length, length + 2, -1, vocab, eos)
+        code = frame_code(tokens, first, n, length + 3, length, length + 2, -1, vocab, eos)
         if code != _OK:
             return r, code
-        for j in range(length):
-            histogram[tokens[first + j]] += 1
-        occurrences = histogram[tokens[first + length + 1]]
-        for j in range(length):
-            histogram[tokens[first + j]] = 0
         answer = np.int64(tokens[first + length + 3])
         if answer == vocab + 2:
             return r, _BAD_EOS
-        if answer < vocab + 3 or answer > vocab + 3 + length:
-            return r, _BAD_ANSWER
-        if always_present and occurrences == 0:
-            return r, _T_ABSENT
-        if answer - vocab - 3 != occurrences:
-            return r, _WRONG_COUNT
-    return -1, _OK
-
-
-@njit(cache=True, nogil=True)
-def _check_search(tokens, offsets, answer_start, vocab, always_present, eos, min_length, max_length):
-    """search: a backward scan finds t's first index; NOT_FOUND needs none, ``@i`` needs t at i and
-    nowhere before. Returns ``(row or -1, code)``."""
-    for r in range(offsets.shape[0] - 1):
-        first = offsets[r]
-        n = offsets[r + 1] - first
-        length = np.int64(answer_start[r]) - 3
-        if length < min_length or length > max_length:
-            return r, _BAD_ANSWER_START
-        if n != length + 4 + eos:
-            return r, _BAD_LENGTH
-        code = _frame_code(tokens, first, n, length + 3, length, length + 2, -1, vocab, eos)
-        if code != _OK:
-            return r, code
-        target = tokens[first + length + 1]
-        first_hit = length  # the last assignment of a backward scan is the first occurrence
-        for j in range(length - 1, -1, -1):
-            if tokens[first + j] == target:
-                first_hit = j
-        answer = np.int64(tokens[first + length + 3])
-        if answer == vocab + 2:
-            return r, _BAD_EOS
-        if answer < vocab + 3 or answer >= vocab + 4 + length:
-            return r, _BAD_ANSWER
-        if answer == vocab + 3:
-            if first_hit < length:
-                return r, _MISSED
-            if always_present:
-                return r, _T_ABSENT
+        if search:
+            code = _search_code(tokens, first, length, answer - vocab - 4, always_present)
         else:
-            index = answer - vocab - 4
-            if tokens[first + index] != target:
-                return r, _NOT_AT
-            if first_hit < index:
-                return r, _NOT_FIRST
+            code = _count_code(tokens, first, length, answer - vocab - 3, always_present, histogram)
+        if code != _OK:
+            return r, code
     return -1, _OK
 
 
@@ -432,7 +378,7 @@ def _check_duplicate(tokens, offsets, answer_start, vocab, unused, eos, min_leng
             return r, _BAD_ANSWER_START
         if n != 3 * length + 1 + eos:
             return r, _BAD_LENGTH
-        code = _frame_code(tokens, first, n, n - eos, length, -1, -1, vocab, eos)
+        code = frame_code(tokens, first, n, n - eos, length, -1, -1, vocab, eos)
         if code != _OK:
             return r, code
         y = first + length + 1
@@ -454,7 +400,7 @@ def _check_replace(tokens, offsets, answer_start, vocab, unused, eos, min_length
             return r, _BAD_ANSWER_START
         if n != 2 * length + 5 + eos:
             return r, _BAD_LENGTH
-        code = _frame_code(tokens, first, n, n - eos, length, length + 2, length + 4, vocab, eos)
+        code = frame_code(tokens, first, n, n - eos, length, length + 2, length + 4, vocab, eos)
         if code != _OK:
             return r, code
         a = tokens[first + length + 1]
@@ -470,11 +416,6 @@ def _check_replace(tokens, offsets, answer_start, vocab, unused, eos, min_length
             if tokens[y + j] != (b if source == a else source):
                 return r, _WRONG_REPLACE
     return -1, _OK
-
-
-def _validator(name, check, option):
-    return row_validator(check, _REASONS[name], lambda params: (
-        params["vocab_size"], option(params), params["eos"], params["min_length"], params["max_length"]))
 
 
 # --- vocabulary, lengths and parameters ---------------------------------------------------------
@@ -568,33 +509,33 @@ def _task(name, summary, kernel, validator, max_row, low=1, high=MAX_LENGTH, num
 
 TASKS = [
     _task("intersect", "x, SEP, y, SEP, distinct tokens of x that occur in y (first-appearance order)",
-          _kernel(_setop_fill, lambda total, rows, eos: total + (total + rows) // 2 + rows * (2 + eos),
-                  lambda params: (True,)),
-          _validator("intersect", _check_setop, lambda params: True),
+          lengths_kernel(_setop_fill, lambda total, rows, eos: total + (total + rows) // 2 + rows * (2 + eos),
+                         lambda params: (True,)),
+          lengths_validator(_check_setop, _REASONS["intersect"], lambda params: (True,)),
           lambda most: most + 2 + (most + 1) // 2, low=2),
     _task("difference", "x, SEP, y, SEP, distinct tokens of x that do not occur in y (first-appearance order)",
-          _kernel(_setop_fill, lambda total, rows, eos: total + (total + rows) // 2 + rows * (2 + eos),
-                  lambda params: (False,)),
-          _validator("difference", _check_setop, lambda params: False),
+          lengths_kernel(_setop_fill, lambda total, rows, eos: total + (total + rows) // 2 + rows * (2 + eos),
+                         lambda params: (False,)),
+          lengths_validator(_check_setop, _REASONS["difference"], lambda params: (False,)),
           lambda most: most + 2 + (most + 1) // 2, low=2),
     _task("count", "x, SEP, t, SEP, #c: the number of occurrences of t in x",
-          _kernel(_lookup_fill, lambda total, rows, eos: total + rows * (4 + eos),
-                  lambda params: (_threshold(params), False)),
-          _validator("count", _check_count, lambda params: params["p_present"] == 1.0),
+          lengths_kernel(_lookup_fill, lambda total, rows, eos: total + rows * (4 + eos),
+                         lambda params: (_threshold(params), False)),
+          lengths_validator(_check_lookup, _REASONS["count"], lambda params: (params["p_present"] == 1.0, False)),
           lambda most: most + 4, high=MAX_NUMBERED,
           numbered=lambda most: [f"#{c}" for c in range(most + 1)], more=(_P_PRESENT,)),
     _task("search", "x, SEP, t, SEP, @i: the index of the first t in x, or <not_found>",
-          _kernel(_lookup_fill, lambda total, rows, eos: total + rows * (4 + eos),
-                  lambda params: (_threshold(params), True)),
-          _validator("search", _check_search, lambda params: params["p_present"] == 1.0),
+          lengths_kernel(_lookup_fill, lambda total, rows, eos: total + rows * (4 + eos),
+                         lambda params: (_threshold(params), True)),
+          lengths_validator(_check_lookup, _REASONS["search"], lambda params: (params["p_present"] == 1.0, True)),
           lambda most: most + 4, high=MAX_NUMBERED,
           numbered=lambda most: ["<not_found>", *(f"@{i}" for i in range(most))], more=(_P_PRESENT,)),
     _task("duplicate", "x, SEP, each token of x written twice (x1 x1 x2 x2 ...)",
-          _kernel(_duplicate_fill, lambda total, rows, eos: 3 * total + rows * (1 + eos), lambda params: (0,)),
-          _validator("duplicate", _check_duplicate, lambda params: 0),
+          lengths_kernel(_duplicate_fill, lambda total, rows, eos: 3 * total + rows * (1 + eos), lambda params: (0,)),
+          lengths_validator(_check_duplicate, _REASONS["duplicate"], lambda params: (0,)),
           lambda most: 3 * most + 1, high=(MAX_ROW_TOKENS - 2) // 3),
     _task("replace", "x, SEP, a, SEP, b, SEP, x with every a replaced by b",
-          _kernel(_replace_fill, lambda total, rows, eos: 2 * total + rows * (5 + eos), lambda params: (0,)),
-          _validator("replace", _check_replace, lambda params: 0),
+          lengths_kernel(_replace_fill, lambda total, rows, eos: 2 * total + rows * (5 + eos), lambda params: (0,)),
+          lengths_validator(_check_replace, _REASONS["replace"], lambda params: (0,)),
           lambda most: 2 * most + 5),
 ]
