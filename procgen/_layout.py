@@ -20,7 +20,7 @@ import time
 from procgen._arrow import MAX_LIST_TOKENS
 from procgen._files import atomic_open
 
-FORMAT_VERSION = 3  # bump when a stream or the on-disk layout changes on purpose
+FORMAT_VERSION = 4  # bump when a stream or the on-disk layout changes on purpose
 MANIFEST_NAME = "procgen.json"
 STATE_DIR = ".procgen"  # in-progress state: config.json + shard-XXXXX.json records
 CONFIG_NAME = "config.json"

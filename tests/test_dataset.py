@@ -93,7 +93,7 @@ def test_layout_matches_what_datasets_save_to_disk_writes(tmp_path):
 def test_manifest_fields_and_command(tmp_path):
     manifest = procgen.write("dyck_shuffle", tmp_path / "d", n=20, shards=2, seed=3, split="validation",
                              progress=False, k=2, length=10, closed=True, max_depth=None)
-    assert manifest["format_version"] == 3 and manifest["procgen_version"] == procgen.__version__
+    assert manifest["format_version"] == 4 and manifest["procgen_version"] == procgen.__version__
     assert manifest["task"] == "dyck_shuffle" and manifest["seed"] == 3 and manifest["split"] == "validation"
     assert manifest["params"]["closed"] is True and manifest["params"]["max_depth"] is None
     assert manifest["dtype"] == "uint8" and manifest["vocab_size"] == 5 and manifest["pad_id"] == 4
@@ -340,9 +340,9 @@ def test_shards_hold_the_record_batches_to_arrow_makes(tmp_path):
 
 # Digests of a small dyck dataset, from the writer as it was before dataset.py was split into modules
 # (rows: tokens + offsets + answer_start of every stored record batch; dataset_info.json + state.json).
-# The rows digest is the pre-split one; the files digest changed once since, with format_version 3
-# (that field only).
-GOLDEN_DYCK_FILES = ("36203cab8facc376b47f8b9c8b1f73cd", "5269e1c6f67cdee073e3dd6c79bd354e")  # format version 3
+# The rows digest is the pre-split one; the files digest changed twice since, with format_version 3
+# and 4 (that field only).
+GOLDEN_DYCK_FILES = ("36203cab8facc376b47f8b9c8b1f73cd", "27cb418d2634edc08a7cecbeff13e6d6")  # format version 4
 
 
 def test_golden_rows_and_json_files_on_disk(tmp_path, monkeypatch):

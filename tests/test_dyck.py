@@ -259,6 +259,58 @@ def test_shuffle_closes_open_types_uniformly():
     assert abs(closes_first - 0.5) < 5 * standard_error
 
 
+def replay_shuffle_row(base, row, length, k, p_open, max_depth, closed):
+    """Shuffle-Dyck row ``row`` in plain Python from its stream, as documented: one splitmix64 draw
+    per token, high 32 bits the coin, low 32 bits the type; a close takes the idx-th open type in
+    ascending order for k <= 64, the idx-th of the open-type list (swap-remove) above."""
+    from procgen._rng import next_u64, probability_threshold, row_state
+
+    state, threshold = row_state(np.uint64(base), row), int(probability_threshold(p_open))
+    counts, listed, tokens = [0] * k, [], []
+    for j in range(length):
+        state, bits = next_u64(np.uint64(state))  # (a plain int would type as int64 below 2**63)
+        bits = int(bits)
+        depth = sum(counts)
+        if depth == 0:
+            opening = True
+        elif depth >= max_depth or (closed and length - j <= depth):
+            opening = False
+        else:
+            opening = (bits >> 32) < threshold
+        low = bits & 0xFFFFFFFF
+        if opening:
+            bracket = (low * k) >> 32
+            if counts[bracket] == 0:
+                listed.append(bracket)
+            counts[bracket] += 1
+            tokens.append(bracket)
+        else:
+            idx = (low * len(listed)) >> 32
+            bracket = sorted(listed)[idx] if k <= 64 else listed[idx]
+            counts[bracket] -= 1
+            if counts[bracket] == 0:  # swap-remove, as the list kernel does
+                position = listed.index(bracket)
+                listed[position] = listed[-1]
+                listed.pop()
+            tokens.append(bracket + k)
+    return tokens
+
+
+@pytest.mark.parametrize("params", [dict(k=64, length=300), dict(k=4, min_length=1, max_length=40, closed=True),
+                                    dict(k=5, length=60, max_depth=3, p_open=0.7), dict(k=65, length=200),
+                                    dict(k=300, length=120)])
+def test_dyck_shuffle_rows_replay_from_their_stream(params):
+    from procgen._rng import base_key
+
+    b = procgen.dyck_shuffle(n=7, seed=3, start=5, **params)  # 7 rows: one group of 4 lanes and a tail
+    p = b.params
+    max_depth = p["max_depth"] if p["max_depth"] is not None else p["max_length"] + 1
+    for i in range(7):
+        expected = replay_shuffle_row(base_key(3, "dyck_shuffle", "train"), 5 + i, len(b[i]), p["k"], p["p_open"],
+                                      max_depth, p["closed"])
+        assert b[i].tolist() == expected
+
+
 # --- determinism and goldens --------------------------------------------------------------------
 
 def digest(b):
@@ -268,8 +320,8 @@ def digest(b):
 GOLDEN = {
     "dyck": ([1, 0, 4, 3, 1, 5, 2, 6, 0, 2, 6, 0, 3, 0, 3, 1],
              "d37b87e641f9aa6839df1d44cfbf96aa9bf4e4a65f70ac29a670129388c69894"),
-    "dyck_shuffle": ([2, 0, 4, 6, 3, 7, 3, 7, 2, 6, 2, 1, 2, 6, 5, 2],
-                     "31a97a51bae538def6a55b0cf2684d1a13dd0d3dd4015a6041dbcbc798774033"),
+    "dyck_shuffle": ([2, 0, 6, 4, 3, 7, 3, 7, 2, 6, 2, 1, 2, 5, 6, 2],
+                     "bd71665fff7a92588206de00b93e965e63bf8f7c666fc987e073ac2e026d9fbe"),
 }
 
 

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "procgen"
 
 # lowest first; a module belongs to the layer of the longest prefix that names it
 LAYERS = [
-    ("foundation", ["procgen._version", "procgen._checks", "procgen._files", "procgen._arrow"]),
+    ("foundation", ["procgen._version", "procgen._checks", "procgen._files", "procgen._arrow", "procgen._bits"]),
     ("randomness", ["procgen._rng"]),
     ("tasks", ["procgen.tasks"]),
     ("rows", ["procgen.batch", "procgen._workers"]),

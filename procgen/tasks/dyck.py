@@ -13,7 +13,10 @@ depth.
 ``dyck_shuffle`` keeps one counter per type, so types may interleave (``( [ ) ]`` is valid):
 depth 0 -> open; depth >= ``max_depth`` -> close; otherwise open with ``p_open``, else close a type
 drawn uniformly among the distinct types currently open. Like the reference it truncates at the
-row length (rows may end with brackets open); ``closed=True`` closes everything by the end.
+row length (rows may end with brackets open); ``closed=True`` closes everything by the end. The
+uniform draw ``idx`` picks the ``idx``-th smallest open type for ``k <= 64`` (format version 4:
+the open types are one uint64, see :func:`_shuffle_fill_lanes`) and the ``idx``-th of the list of
+open types for larger ``k`` (:func:`_shuffle_fill`); either way each open type is equally likely.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fractions import Fraction
 import numpy as np
 from numba import int64, njit, uint64
 
+from procgen._bits import popcount64, select_bit
 from procgen._rng import _S32, below, hi32, lo32, next_u64, probability_threshold, row_offsets, row_state
 from procgen.tasks import Param, Task
 from procgen.tasks._common import MAX_LENGTH, SEMANTIC_WARMUP, length_params, longest_row, resolve_range, row_validator
@@ -145,7 +149,8 @@ def _shuffle_fill(base, start, offsets, k, open_threshold, max_depth, closed, ou
 
     Draws, per row: one ``next_u64`` per token; its high 32 bits decide open-or-close (when both
     are allowed), its low 32 bits the bracket type of an open or the open type that a close closes
-    (uniform among the distinct open types).
+    (uniform among the distinct open types: the ``idx``-th of a list kept by swap-remove). Used for
+    ``k > 64``; :func:`_shuffle_fill_lanes` writes smaller ``k``.
     """
     count = offsets.shape[0] - 1
     open_count = np.zeros(k, np.int64)   # open brackets per type
@@ -188,6 +193,63 @@ def _shuffle_fill(base, start, offsets, k, open_threshold, max_depth, closed, ou
                 out[first + j] = bracket + k
 
 
+_SHUFFLE_LANES = 4  # rows generated side by side by _shuffle_fill_lanes
+_MASK_TYPES = 64  # the most bracket types _shuffle_fill_lanes handles (its open-type set is one uint64)
+
+
+@njit(cache=True, nogil=True)
+def _shuffle_fill_lanes(base, start, offsets, k, open_threshold, max_depth, closed, out):
+    """Shuffle-Dyck rows for ``k <= 64``: the draws of :func:`_shuffle_fill`, but a close takes the
+    ``idx``-th *smallest* open type (not the ``idx``-th of the open-type list), 4 rows at a time.
+
+    Each lane keeps its set of open types as one uint64 (bit ``t``: type ``t`` is open) next to
+    its counts, so a close is a :func:`~procgen._bits.select_bit` and every step is branch-free
+    except the open/close coin; the lanes' independent chains overlap. Rows past ``count`` run as
+    empty lanes whose tokens are never copied. Writes every row.
+    """
+    count = offsets.shape[0] - 1
+    threshold, kk = uint64(open_threshold), uint64(k)
+    state = np.empty(_SHUFFLE_LANES, np.uint64)
+    open_set = np.empty(_SHUFFLE_LANES, np.uint64)
+    depth = np.empty(_SHUFFLE_LANES, np.int64)
+    length = np.empty(_SHUFFLE_LANES, np.int64)
+    open_count = np.empty(_SHUFFLE_LANES * _MASK_TYPES, np.int64)
+    scratch = np.empty(longest_row(offsets) * _SHUFFLE_LANES, out.dtype)
+    for r in range(0, count, _SHUFFLE_LANES):
+        longest = 0
+        for lane in range(_SHUFFLE_LANES):
+            state[lane] = row_state(base, start + r + lane)
+            open_set[lane] = 0
+            depth[lane] = 0
+            length[lane] = offsets[r + lane + 1] - offsets[r + lane] if r + lane < count else 0
+            longest = max(longest, length[lane])
+        open_count[:] = 0
+        for j in range(longest):
+            for lane in range(_SHUFFLE_LANES):
+                state[lane], bits = next_u64(state[lane])
+                d = depth[lane]
+                must_close = (d >= max_depth) | (closed & (length[lane] - j <= d))
+                opening = (d == 0) | ((hi32(bits) < threshold) & (~must_close))
+                held = open_set[lane]
+                n_types = popcount64(held)
+                # (an empty set only occurs at depth 0, where the lane opens: | (held == 0) keeps the
+                # select defined there)
+                bracket = select_bit(held | uint64(held == 0), (lo32(bits) * n_types) >> _S32)
+                if opening:  # compiled to a select
+                    bracket = (lo32(bits) * kk) >> _S32
+                slot = lane * _MASK_TYPES + int64(bracket)
+                left_open = open_count[slot] + 2 * int64(opening) - 1
+                open_count[slot] = left_open
+                bit = uint64(1) << bracket
+                open_set[lane] = (held & ~bit) | (bit & (uint64(0) - uint64(left_open > 0)))
+                scratch[j * _SHUFFLE_LANES + lane] = bracket + (kk & (uint64(0) - uint64(not opening)))
+                depth[lane] = d + 2 * int64(opening) - 1
+        for lane in range(min(_SHUFFLE_LANES, count - r)):
+            first = offsets[r + lane]
+            for j in range(length[lane]):
+                out[first + j] = scratch[j * _SHUFFLE_LANES + lane]
+
+
 def _max_depth(params) -> int:
     """``max_depth``, with None (unlimited) as one more than the longest row."""
     return params["max_depth"] if params["max_depth"] is not None else params["max_length"] + 1
@@ -211,8 +273,9 @@ def _shuffle_kernel(base, start, count, params, dtype):
     step = 2 if params["closed"] else 1
     offsets = row_offsets(np.uint64(base), start, count, params["min_length"], params["max_length"], step)
     tokens = np.empty(offsets[-1], dtype)
-    _shuffle_fill(np.uint64(base), start, offsets, params["k"], probability_threshold(params["p_open"]),
-                  _max_depth(params), params["closed"], tokens)
+    fill = _shuffle_fill_lanes if params["k"] <= _MASK_TYPES else _shuffle_fill
+    fill(np.uint64(base), start, offsets, params["k"], probability_threshold(params["p_open"]), _max_depth(params),
+         params["closed"], tokens)
     return tokens, offsets, np.zeros(count, np.int32)
 
 
