@@ -27,11 +27,16 @@ CHILD = r"""
 import json, resource, sys, time
 import procgen
 out, n, workers, task, params = sys.argv[1], int(float(sys.argv[2])), int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+def cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+cpu0 = cpu(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
 manifest = procgen.write(task, out, n=n, workers=workers, progress=False, **params)
 seconds = time.perf_counter() - t0
 kib = 1024 if sys.platform != "darwin" else 1
 print(json.dumps({"seconds": seconds, "tokens": manifest["num_tokens"], "shards": len(manifest["shards"]),
+                  "cpu_seconds": cpu(resource.RUSAGE_SELF) - cpu0 + cpu(resource.RUSAGE_CHILDREN),
                   "self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib / 2**20,
                   "child_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib / 2**20}))
 """
@@ -40,8 +45,10 @@ print(json.dumps({"seconds": seconds, "tokens": manifest["num_tokens"], "shards"
 def run_once(n: int, workers: int, directory: str, task: str = "dyck", params: dict | None = None) -> dict:
     """Time ``procgen.write(task, ..., n=n, workers=workers, **params)`` in a fresh Python process.
 
-    Returns the child's report: ``seconds``, ``tokens``, ``shards``, ``self_mb`` (its peak RSS) and
-    ``child_mb`` (the largest worker's peak RSS). ``params`` defaults to ``k=4, length=64``.
+    Returns the child's report: ``seconds``, ``tokens``, ``shards``, ``cpu_seconds`` (user + system
+    time of the write in the process and its workers, the workers' start-up included:
+    ``cpu_seconds / seconds`` is the number of cores the write kept busy), ``self_mb`` (its peak
+    RSS) and ``child_mb`` (the largest worker's peak RSS). ``params`` defaults to ``k=4, length=64``.
     """
     params = {"k": 4, "length": 64} if params is None else params
     out = os.path.join(directory, f"{task}-w{workers}")
@@ -125,14 +132,15 @@ def main(argv=None) -> None:
     directory = tempfile.mkdtemp(prefix="procgen-bench-", dir=args.dir)
     try:
         print(f"{'workers':>7} {'rows':>12} {'tokens':>14} {'shards':>6} {'seconds':>8} {'M tok/s':>8} "
-              f"{'parent MB':>9} {'worker MB':>9} {'peak RSS MB':>11}")
+              f"{'cores busy':>10} {'parent MB':>9} {'worker MB':>9} {'peak RSS MB':>11}")
         for workers in args.workers:
             runs = [run_once(n, workers, directory) for _ in range(args.repeats)]
             seconds = statistics.median(r["seconds"] for r in runs)
             parent = max(r["self_mb"] for r in runs)
             child = max(r["child_mb"] for r in runs) if workers > 1 else 0.0
+            cores = statistics.median(r["cpu_seconds"] / r["seconds"] for r in runs)
             print(f"{workers:>7} {n:>12,} {runs[0]['tokens']:>14,} {runs[0]['shards']:>6} {seconds:>8.2f} "
-                  f"{runs[0]['tokens'] / seconds / 1e6:>8.0f} {parent:>9.0f} {child:>9.0f} "
+                  f"{runs[0]['tokens'] / seconds / 1e6:>8.0f} {cores:>10.2f} {parent:>9.0f} {child:>9.0f} "
                   f"{peak_rss_mb(runs, workers):>11.0f}", flush=True)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

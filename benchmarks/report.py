@@ -92,7 +92,8 @@ def write_rates(task: str, params: dict, tokens: float, repeats: int, directory:
     for workers in (1, 2):
         runs = [run_once(n, workers, directory, task, params) for _ in range(repeats)]
         seconds = statistics.median(r["seconds"] for r in runs)
-        result[workers] = {"mtok_s": runs[0]["tokens"] / seconds / 1e6, "rss_mb": peak_rss_mb(runs, workers)}
+        result[workers] = {"mtok_s": runs[0]["tokens"] / seconds / 1e6, "rss_mb": peak_rss_mb(runs, workers),
+                           "cores": statistics.median(r["cpu_seconds"] / r["seconds"] for r in runs)}
     return result
 
 
@@ -142,6 +143,14 @@ def _fmt(value, spec: str, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
 
+def _write_cell(result: dict | None) -> str:
+    """``M tok/s (cores busy)`` of one write setting."""
+    if not result:
+        return "n/a"
+    cores = f" ({result['cores']:.1f})" if "cores" in result else ""
+    return f"{result['mtok_s']:.0f}{cores}"
+
+
 def format_table(rows: list[dict]) -> str:
     """The full Markdown table, one row per task."""
     lines = ["| task | params | procgen M tok/s | reference M tok/s | ratio | write 1 worker M tok/s | "
@@ -156,8 +165,8 @@ def format_table(rows: list[dict]) -> str:
         rss = " / ".join(_fmt(write.get(w, {}).get("rss_mb"), ".0f") for w in (1, 2)) if write else "n/a"
         lines.append(
             f"| {row['task']} | {params} | {row['procgen_mtok_s']:.0f} | {_fmt(row['ref_mtok_s'], '.2f')} | "
-            f"{_fmt(row['ratio'], '.0f', 'x')} | {_fmt(write.get(1, {}).get('mtok_s'), '.0f')} | "
-            f"{_fmt(write.get(2, {}).get('mtok_s'), '.0f')} | {rss} | {_fmt(row.get('cold_s'), '.2f')} | "
+            f"{_fmt(row['ratio'], '.0f', 'x')} | {_write_cell(write.get(1))} | "
+            f"{_write_cell(write.get(2))} | {rss} | {_fmt(row.get('cold_s'), '.2f')} | "
             f"{_fmt(row.get('cached_s'), '.2f')} |")
     return "\n".join(lines)
 
@@ -196,7 +205,9 @@ def format_page(rows, points, import_s, info, command, note, settings) -> str:
         "reference. `n/a`: no reference process exists (the mixture).",
         f"- **write**: `procgen.write` to a temporary directory, end to end in a fresh process (imports, "
         f"worker start-up, Arrow serialisation, sha256, fsync), about {settings['write_tokens']:.0e} tokens, "
-        f"median of {settings['write_repeats']}. **Peak RSS**: the writing process, plus for 2 workers "
+        f"median of {settings['write_repeats']}; in brackets, the cores it kept busy (CPU seconds of the "
+        "process and its workers / wall seconds: one worker generates on one core while its I/O thread "
+        "serialises, hashes and writes on another). **Peak RSS**: the writing process, plus for 2 workers "
         "2 × the largest worker (an upper bound).",
         "- **first call**: the first `procgen.generate(task, 10)` of a fresh process after `import procgen`, "
         "lazy imports included: *cold* with an empty numba cache (the kernels compile), *cached* with the "

@@ -11,6 +11,7 @@ record per finished shard (name, rows, tokens, size, sha256).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import hashlib
@@ -44,6 +45,9 @@ SPAWN_TOKENS = 1 << 27
 SHARD_TOKENS = 1 << 28
 SHARDS_PER_WORKER = 4  # the fewest shards per worker of a default multi-worker write that starts helpers
 MAX_WORKERS = 1024  # processes writing one dataset
+# Chunks a writer may have waiting for its I/O thread: a queue of 3 rather than 1 absorbs the jitter of
+# page-cache writes (dyck, 1e9 tokens, one worker: 269 -> 325 M tok/s; with sha256 on a thread of its own, 346)
+_QUEUED_CHUNKS = 3
 
 
 @dataclass(frozen=True)
@@ -352,26 +356,30 @@ def write_shard(plan: WritePlan, shard: int, on_chunk) -> dict:
     name = shard_filename(shard, plan.num_shards)
     final = os.path.join(plan.out, name)
     num_tokens = 0
-    with atomic_open(final, "wb") as file:
-        sink = _HashingSink(file, final)
-        with pa.ipc.new_stream(sink, schema) as writer, ThreadPoolExecutor(1) as io_thread:
-            # The kernels release the GIL (nogil), so chunk k+1 is generated while this thread's one
-            # I/O thread serialises, hashes and writes chunk k: at most two chunks are held at once.
+    with atomic_open(final, "wb") as file, ThreadPoolExecutor(1) as hash_thread, ThreadPoolExecutor(1) as io_thread:
+        sink = _HashingSink(file, final, hash_thread)
+        with pa.ipc.new_stream(sink, schema) as writer:
+            # The kernels release the GIL (nogil), so the next chunks are generated while the I/O thread
+            # serialises and writes the earlier ones and the hash thread hashes what was written: at most
+            # _QUEUED_CHUNKS + 2 chunks are held at once.
             def store(rows):
+                hashed_before = sink.last_hash
                 writer.write_batch(record_batch(rows.tokens, rows.offsets, rows.answer_start, schema, rows.row_task,
                                                 task_names))
+                if hashed_before is not None:
+                    hashed_before.result()
                 return rows
 
             # (leaving the `with` waits for the I/O thread before the file is closed, also on an error)
-            pending = None
+            pending = collections.deque()
             for start in range(row_start, row_end, plan.chunk_rows):
                 rows = generate(plan.task, min(plan.chunk_rows, row_end - start), seed=plan.seed, split=plan.split,
                                 start=start, **plan.params)
-                if pending is not None:
-                    num_tokens += _stored(pending, on_chunk)
-                pending = io_thread.submit(store, rows)
-            if pending is not None:
-                num_tokens += _stored(pending, on_chunk)
+                pending.append(io_thread.submit(store, rows))
+                if len(pending) > _QUEUED_CHUNKS:
+                    num_tokens += _stored(pending.popleft(), on_chunk)
+            while pending:
+                num_tokens += _stored(pending.popleft(), on_chunk)
     fsync_dir(plan.out)
     entry = {"filename": name, "row_start": row_start, "row_end": row_end, "num_rows": row_end - row_start,
              "num_tokens": num_tokens, "num_bytes": sink.size, "sha256": sink.hexdigest()}
@@ -387,11 +395,14 @@ def _stored(future, on_chunk) -> int:
 
 
 class _HashingSink:
-    """Write-only file object for pyarrow that hashes (sha256) and counts what passes through."""
+    """Write-only file object for pyarrow that hashes (sha256, on ``hash_thread``, in order) and counts
+    what passes through."""
 
-    def __init__(self, file, path):
+    def __init__(self, file, path, hash_thread):
         self._file, self._path = file, path  # path: named in errors (the shard's final name)
         self._hash = hashlib.sha256()
+        self._hash_thread = hash_thread
+        self.last_hash = None
         self.size = 0
         self.closed = False
 
@@ -402,7 +413,8 @@ class _HashingSink:
             if err.filename is None:  # file.write errors carry no path: add it
                 raise OSError(err.errno, err.strerror, self._path) from None
             raise
-        self._hash.update(data)
+        # (data is a bytes or pyarrow.Buffer object, which keeps its memory alive until it is hashed)
+        self.last_hash = self._hash_thread.submit(self._hash.update, data)
         self.size += len(data)
         return len(data)
 
@@ -419,6 +431,8 @@ class _HashingSink:
         return True
 
     def hexdigest(self) -> str:
+        if self.last_hash is not None:
+            self.last_hash.result()
         return self._hash.hexdigest()
 
 
