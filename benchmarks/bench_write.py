@@ -1,6 +1,7 @@
 """End-to-end ``procgen.write`` throughput and peak memory (DESIGN §8: ≥100 M tokens/s with 2 workers).
 
-Times ``procgen.write("dyck", tmpdir, n=N, k=4, length=64, workers=W)`` for W in (1, 2). Each run
+Times ``procgen.write("dyck", tmpdir, n=N, k=4, length=64, workers=W)`` for W in (1, 2) (or another
+``--task`` with its defaults, or ``--params``; ``--tokens`` sets N from the task's mean row length). Each run
 happens in a fresh Python process (so imports, worker start-up and numba cache loading count, as
 they do for a user), which reports its own wall time and peak RSS and that of its worker
 processes (``getrusage``: the largest child). "peak RSS" below is parent + W x largest worker, an
@@ -9,6 +10,7 @@ upper bound on the simultaneous total.
     python benchmarks/bench_write.py                 # n=1e7, 3 repeats
     python benchmarks/bench_write.py --n 1e8 --repeats 1 --workers 2
     python benchmarks/bench_write.py --profile       # where one worker's time goes
+    python -m benchmarks.bench_write --task identity --tokens 1e9 --repeats 3
 """
 
 from __future__ import annotations
@@ -42,20 +44,24 @@ print(json.dumps({"seconds": seconds, "tokens": manifest["num_tokens"], "shards"
 """
 
 
-def run_once(n: int, workers: int, directory: str, task: str = "dyck", params: dict | None = None) -> dict:
+def run_once(n: int, workers: int, directory: str, task: str = "dyck", params: dict | None = None,
+             env: dict | None = None) -> dict:
     """Time ``procgen.write(task, ..., n=n, workers=workers, **params)`` in a fresh Python process.
 
     Returns the child's report: ``seconds``, ``tokens``, ``shards``, ``cpu_seconds`` (user + system
     time of the write in the process and its workers, the workers' start-up included:
     ``cpu_seconds / seconds`` is the number of cores the write kept busy), ``self_mb`` (its peak
-    RSS) and ``child_mb`` (the largest worker's peak RSS). ``params`` defaults to ``k=4, length=64``.
+    RSS) and ``child_mb`` (the largest worker's peak RSS). ``params`` defaults to ``k=4, length=64``;
+    ``env`` adds environment variables (e.g. ``{"PROCGEN_DIRECT_IO": "0"}``).
     """
     params = {"k": 4, "length": 64} if params is None else params
     out = os.path.join(directory, f"{task}-w{workers}")
     shutil.rmtree(out, ignore_errors=True)
+    if hasattr(os, "sync"):
+        os.sync()  # start from a quiet disk: no dirty pages (or discards) left by the previous run
     try:
         result = subprocess.run([sys.executable, "-c", CHILD, out, str(n), str(workers), task, json.dumps(params)],
-                                check=True, capture_output=True, text=True)
+                                check=True, capture_output=True, text=True, env={**os.environ, **(env or {})})
     finally:
         shutil.rmtree(out, ignore_errors=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -119,22 +125,32 @@ def profile(n: int) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=float, default=1e7, help="rows (64 tokens each); default 1e7")
+    parser.add_argument("--n", type=float, default=1e7, help="rows; default 1e7")
+    parser.add_argument("--tokens", type=float, help="tokens instead of rows (rows = procgen.api.rows_for_tokens)")
+    parser.add_argument("--task", default="dyck", help="default dyck (with k=4, length=64)")
+    parser.add_argument("--params", type=json.loads, help='task parameters as JSON, e.g. \'{"length": 128}\'')
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--dir", default=None, help="scratch directory (default: the system temp dir)")
     parser.add_argument("--profile", action="store_true", help="time the stages of one in-process write")
     args = parser.parse_args(argv)
-    n = int(args.n)
+    params = args.params if args.params is not None else {"k": 4, "length": 64} if args.task == "dyck" else {}
+    if args.tokens is not None:
+        from procgen.api import rows_for_tokens
+
+        n = rows_for_tokens(args.task, args.tokens, **params)
+    else:
+        n = int(args.n)
     if args.profile:
         profile(n)
         return
     directory = tempfile.mkdtemp(prefix="procgen-bench-", dir=args.dir)
     try:
+        print(f"{args.task} {params}, load average before: {os.getloadavg()[0]:.2f}")
         print(f"{'workers':>7} {'rows':>12} {'tokens':>14} {'shards':>6} {'seconds':>8} {'M tok/s':>8} "
               f"{'cores busy':>10} {'parent MB':>9} {'worker MB':>9} {'peak RSS MB':>11}")
         for workers in args.workers:
-            runs = [run_once(n, workers, directory) for _ in range(args.repeats)]
+            runs = [run_once(n, workers, directory, args.task, params) for _ in range(args.repeats)]
             seconds = statistics.median(r["seconds"] for r in runs)
             parent = max(r["self_mb"] for r in runs)
             child = max(r["child_mb"] for r in runs) if workers > 1 else 0.0

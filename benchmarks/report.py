@@ -42,8 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
 IMAGES = ROOT / "docs" / "img"
 
-FULL = {"gen_tokens": 3e7, "write_tokens": 5e8, "write_repeats": 2, "ref_seconds": 1.0, "scaling_max": 1e8}
-QUICK = {"gen_tokens": 5e6, "write_tokens": 2e7, "write_repeats": 1, "ref_seconds": 0.3, "scaling_max": 1e7}
+FULL = {"gen_tokens": 3e7, "write_tokens": 5e8, "write_repeats": 2, "ref_seconds": 1.0, "scaling_max": 1e8,
+        "scale": [(1e9, 3), (1e10, 1)]}  # writes at scale: (tokens, repeats)
+QUICK = {"gen_tokens": 5e6, "write_tokens": 2e7, "write_repeats": 1, "ref_seconds": 0.3, "scaling_max": 1e7,
+         "scale": [(1e8, 1)]}
+SCALE_TASKS = ("dyck", "identity")  # uint8 tasks: one slow and one fast generator
 
 FIRST_CALL = r"""
 import json, sys, time
@@ -84,17 +87,39 @@ def first_call_seconds(task: str, params: dict) -> tuple[float, float]:
     return cold, cached
 
 
-def write_rates(task: str, params: dict, tokens: float, repeats: int, directory: str) -> dict:
-    """Disk write M tokens/s and peak RSS (MB) with 1 and 2 workers, via ``bench_write.run_once``."""
+def write_rates(task: str, params: dict, tokens: float, repeats: int, directory: str,
+                settings=((1, None), (2, None))) -> dict:
+    """Disk write M tokens/s, peak RSS (MB) and cores busy for each ``(workers, env)`` of ``settings``
+    (default 1 and 2 workers), via ``bench_write.run_once``; keyed by workers, or ``(workers, "page cache")``
+    for a setting with ``PROCGEN_DIRECT_IO=0``."""
     probe = procgen.generate(task, 1000, seed=0, **params)
     n = max(1000, int(tokens / (probe.num_tokens / len(probe))))
     result = {}
-    for workers in (1, 2):
-        runs = [run_once(n, workers, directory, task, params) for _ in range(repeats)]
+    for workers, env in settings:
+        runs = [run_once(n, workers, directory, task, params, env) for _ in range(repeats)]
         seconds = statistics.median(r["seconds"] for r in runs)
-        result[workers] = {"mtok_s": runs[0]["tokens"] / seconds / 1e6, "rss_mb": peak_rss_mb(runs, workers),
-                           "cores": statistics.median(r["cpu_seconds"] / r["seconds"] for r in runs)}
+        result[workers if env is None else (workers, "page cache")] = {
+            "mtok_s": runs[0]["tokens"] / seconds / 1e6, "rss_mb": peak_rss_mb(runs, workers),
+            "cores": statistics.median(r["cpu_seconds"] / r["seconds"] for r in runs)}
     return result
+
+
+def writes_at_scale(rows: list[dict], settings: dict, directory: str) -> list[dict]:
+    """Writes of SCALE_TASKS (at the table's parameters) at each ``settings["scale"]`` size: 1 and 2 workers,
+    and 1 worker through the page cache (direct writes off)."""
+    points = []
+    for task in SCALE_TASKS:
+        row = next((r for r in rows if r["task"] == task and not r.get("label")), None)
+        if row is None:
+            continue
+        for tokens, repeats in settings["scale"]:
+            rates = write_rates(task, row["params"], tokens, repeats, directory,
+                                ((1, None), (2, None), (1, {"PROCGEN_DIRECT_IO": "0"})))
+            points.append({"task": task, "tokens": tokens, "repeats": repeats, "in_memory": row["procgen_mtok_s"],
+                           "write": rates})
+            print(f"  write {task} {tokens:.0e} tokens: {rates[1]['mtok_s']:.0f} / {rates[2]['mtok_s']:.0f} "
+                  f"M tok/s", flush=True)
+    return points
 
 
 def scaling(task: str, ns: list[int]) -> list[dict]:
@@ -171,6 +196,19 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_scale(points: list[dict]) -> str:
+    """Markdown table of the writes at scale."""
+    lines = ["| task | tokens | median of | in memory M tok/s | write 1 worker M tok/s | 1 worker / in memory | "
+             "write 2 workers M tok/s | 2 / 1 workers | 1 worker, page cache M tok/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p in points:
+        one, two, cached = p["write"][1], p["write"][2], p["write"][(1, "page cache")]
+        lines.append(f"| {p['task']} | {p['tokens']:.0e} | {p['repeats']} | {p['in_memory']:.0f} | "
+                     f"{_write_cell(one)} | {one['mtok_s'] / p['in_memory']:.0%} | {_write_cell(two)} | "
+                     f"{two['mtok_s'] / one['mtok_s']:.2f}x | {_write_cell(cached)} |")
+    return "\n".join(lines)
+
+
 def format_scaling(points: list[dict]) -> str:
     """Markdown table of the scaling run."""
     lines = ["| rows | tokens | seconds | M tok/s |", "|---:|---:|---:|---:|"]
@@ -178,7 +216,7 @@ def format_scaling(points: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_page(rows, points, import_s, info, command, note, settings) -> str:
+def format_page(rows, points, import_s, info, command, note, settings, scale=()) -> str:
     """The whole docs/benchmarks.md page."""
     load = info["load"]
     memory = f"{info['memory_gib']:.0f} GiB RAM" if info["memory_gib"] else "RAM unknown"
@@ -216,6 +254,19 @@ def format_page(rows, points, import_s, info, command, note, settings) -> str:
         "and imports neither numba nor pyarrow).", "",
         format_table(rows), "",
         "![Throughput per task, log scale](img/benchmarks.png)", "",
+    ]
+    if scale:
+        lines += [
+            "## Writes at scale", "",
+            "`procgen.write` of about 1e9 and 1e10 tokens (uint8 tasks, the table's parameters), measured as in "
+            "the table; in brackets the cores busy. Shards of 64 MiB or more are written with `O_DIRECT` where "
+            "the file system allows (`procgen/_sink.py`): the last column turns that off (`PROCGEN_DIRECT_IO=0`) "
+            "and writes through the page cache. **2 / 1 workers** is bounded by the cores: one worker already "
+            "keeps more than one core busy (generation on one; serialisation, sha256 and the write on the "
+            "other), so on 2 cores two workers can at most reach 2 / (cores busy of one).", "",
+            format_scale(scale), "",
+        ]
+    lines += [
         "## Scaling", "",
         "`dyck` at its defaults (k=4, 64 tokens per row): time to generate n rows, streamed with "
         "`procgen.stream` in batches of bounded size (memory stays flat), median of up to 20 runs for "
@@ -324,6 +375,8 @@ def main(argv=None) -> dict:
 
     info = machine()
     rows = measure(tasks, settings, args.repeats)
+    with tempfile.TemporaryDirectory(prefix="procgen-bench-") as directory:
+        scale = writes_at_scale(rows, settings, directory)
     import_s = import_seconds()
     ns = [10 ** e for e in range(4, 9) if 10 ** e <= settings["scaling_max"]]
     points = scaling("dyck", ns)
@@ -332,13 +385,16 @@ def main(argv=None) -> dict:
     print(format_table(rows))
     print()
     print(format_scaling(points))
+    if scale:
+        print()
+        print(format_scale(scale))
     if not args.no_page:
         IMAGES.mkdir(parents=True, exist_ok=True)
-        PAGE.write_text(format_page(rows, points, import_s, info, command, args.note, settings) + "\n")
+        PAGE.write_text(format_page(rows, points, import_s, info, command, args.note, settings, scale) + "\n")
         try:
             plot_throughput(rows, IMAGES / "benchmarks.png")
             plot_scaling(points, IMAGES / "scaling.png")
         except ImportError:
             print("matplotlib is not installed: no plots (pip install 'procgen-data[plot]')", file=sys.stderr)
         print(f"\nwrote {PAGE.relative_to(ROOT)} and {IMAGES.relative_to(ROOT)}/{{benchmarks,scaling}}.png")
-    return {"rows": rows, "scaling": points, "import_s": import_s, "machine": info}
+    return {"rows": rows, "scaling": points, "import_s": import_s, "machine": info, "scale": scale}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import hashlib
 import math
 import os
 import threading
@@ -34,6 +33,7 @@ from procgen._layout import (CONFIG_NAME, FORMAT_VERSION, INFO_NAME, LOCK_NAME, 
                              write_json_atomic)
 from procgen._manifest import (build, command, dataset_info, dataset_state, fingerprint, jsonish,
                                manifest_fingerprint)
+from procgen._sink import ShardSink, direct_io_enabled
 from procgen.api import generate, rows_for_tokens
 from procgen.tasks import get_task
 
@@ -48,6 +48,9 @@ MAX_WORKERS = 1024  # processes writing one dataset
 # Chunks a writer may have waiting for its I/O thread: a queue of 3 rather than 1 absorbs the jitter of
 # page-cache writes (dyck, 1e9 tokens, one worker: 269 -> 325 M tok/s; with sha256 on a thread of its own, 346)
 _QUEUED_CHUNKS = 3
+# Shards of at least this many bytes (an upper bound: rows x longest row) are written with O_DIRECT
+# where the file system allows (see procgen._sink); smaller ones are likely read back soon, from the page cache.
+DIRECT_MIN_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -356,21 +359,19 @@ def write_shard(plan: WritePlan, shard: int, on_chunk) -> dict:
     name = shard_filename(shard, plan.num_shards)
     final = os.path.join(plan.out, name)
     num_tokens = 0
-    with atomic_open(final, "wb") as file, ThreadPoolExecutor(1) as hash_thread, ThreadPoolExecutor(1) as io_thread:
-        sink = _HashingSink(file, final, hash_thread)
-        with pa.ipc.new_stream(sink, schema) as writer:
+    direct = direct_io_enabled() and (row_end - row_start) * plan.row_tokens * np.dtype(plan.dtype).itemsize \
+        >= DIRECT_MIN_BYTES
+    with atomic_open(final, "wb") as file, ShardSink(file, final, direct) as sink:
+        with pa.ipc.new_stream(sink, schema) as writer, ThreadPoolExecutor(1) as io_thread:
             # The kernels release the GIL (nogil), so the next chunks are generated while the I/O thread
-            # serialises and writes the earlier ones and the hash thread hashes what was written: at most
+            # serialises and writes the earlier ones (the sink hashes on threads of its own): at most
             # _QUEUED_CHUNKS + 2 chunks are held at once.
             def store(rows):
-                hashed_before = sink.last_hash
                 writer.write_batch(record_batch(rows.tokens, rows.offsets, rows.answer_start, schema, rows.row_task,
                                                 task_names))
-                if hashed_before is not None:
-                    hashed_before.result()
                 return rows
 
-            # (leaving the `with` waits for the I/O thread before the file is closed, also on an error)
+            # (leaving the `with` waits for the I/O thread, then closes the stream, also on an error)
             pending = collections.deque()
             for start in range(row_start, row_end, plan.chunk_rows):
                 rows = generate(plan.task, min(plan.chunk_rows, row_end - start), seed=plan.seed, split=plan.split,
@@ -380,6 +381,7 @@ def write_shard(plan: WritePlan, shard: int, on_chunk) -> dict:
                     num_tokens += _stored(pending.popleft(), on_chunk)
             while pending:
                 num_tokens += _stored(pending.popleft(), on_chunk)
+        sink.finish()
     fsync_dir(plan.out)
     entry = {"filename": name, "row_start": row_start, "row_end": row_end, "num_rows": row_end - row_start,
              "num_tokens": num_tokens, "num_bytes": sink.size, "sha256": sink.hexdigest()}
@@ -392,48 +394,6 @@ def _stored(future, on_chunk) -> int:
     rows = future.result()
     on_chunk(len(rows), rows.num_tokens)
     return rows.num_tokens
-
-
-class _HashingSink:
-    """Write-only file object for pyarrow that hashes (sha256, on ``hash_thread``, in order) and counts
-    what passes through."""
-
-    def __init__(self, file, path, hash_thread):
-        self._file, self._path = file, path  # path: named in errors (the shard's final name)
-        self._hash = hashlib.sha256()
-        self._hash_thread = hash_thread
-        self.last_hash = None
-        self.size = 0
-        self.closed = False
-
-    def write(self, data) -> int:
-        try:
-            self._file.write(data)
-        except OSError as err:
-            if err.filename is None:  # file.write errors carry no path: add it
-                raise OSError(err.errno, err.strerror, self._path) from None
-            raise
-        # (data is a bytes or pyarrow.Buffer object, which keeps its memory alive until it is hashed)
-        self.last_hash = self._hash_thread.submit(self._hash.update, data)
-        self.size += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self.closed = True  # the real file is closed by its owner
-
-    def writable(self) -> bool:
-        return True
-
-    def hexdigest(self) -> str:
-        if self.last_hash is not None:
-            self.last_hash.result()
-        return self._hash.hexdigest()
 
 
 def _finalise(plan: WritePlan, records: dict[int, dict]) -> dict:
