@@ -29,6 +29,9 @@ CHILD = r"""
 import json, resource, sys, time
 import procgen
 out, n, workers, task, params = sys.argv[1], int(float(sys.argv[2])), int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+if sys.argv[6] == "1":  # one core: this process and its helpers on the lowest CPU it may use
+    import os
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 def cpu(who):
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -45,14 +48,15 @@ print(json.dumps({"seconds": seconds, "tokens": manifest["num_tokens"], "shards"
 
 
 def run_once(n: int, workers: int, directory: str, task: str = "dyck", params: dict | None = None,
-             env: dict | None = None) -> dict:
+             env: dict | None = None, one_core: bool = False) -> dict:
     """Time ``procgen.write(task, ..., n=n, workers=workers, **params)`` in a fresh Python process.
 
     Returns the child's report: ``seconds``, ``tokens``, ``shards``, ``cpu_seconds`` (user + system
     time of the write in the process and its workers, the workers' start-up included:
     ``cpu_seconds / seconds`` is the number of cores the write kept busy), ``self_mb`` (its peak
     RSS) and ``child_mb`` (the largest worker's peak RSS). ``params`` defaults to ``k=4, length=64``;
-    ``env`` adds environment variables (e.g. ``{"PROCGEN_DIRECT_IO": "0"}``).
+    ``env`` adds environment variables (e.g. ``{"PROCGEN_DIRECT_IO": "0"}``); ``one_core`` pins the write
+    to one CPU (Linux), which tells how a write scales per core from how it uses spare cores.
     """
     params = {"k": 4, "length": 64} if params is None else params
     out = os.path.join(directory, f"{task}-w{workers}")
@@ -60,7 +64,8 @@ def run_once(n: int, workers: int, directory: str, task: str = "dyck", params: d
     if hasattr(os, "sync"):
         os.sync()  # start from a quiet disk: no dirty pages (or discards) left by the previous run
     try:
-        result = subprocess.run([sys.executable, "-c", CHILD, out, str(n), str(workers), task, json.dumps(params)],
+        result = subprocess.run([sys.executable, "-c", CHILD, out, str(n), str(workers), task, json.dumps(params),
+                                 "1" if one_core else "0"],
                                 check=True, capture_output=True, text=True, env={**os.environ, **(env or {})})
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -89,16 +89,17 @@ def first_call_seconds(task: str, params: dict) -> tuple[float, float]:
 
 def write_rates(task: str, params: dict, tokens: float, repeats: int, directory: str,
                 settings=((1, None), (2, None))) -> dict:
-    """Disk write M tokens/s, peak RSS (MB) and cores busy for each ``(workers, env)`` of ``settings``
-    (default 1 and 2 workers), via ``bench_write.run_once``; keyed by workers, or ``(workers, "page cache")``
-    for a setting with ``PROCGEN_DIRECT_IO=0``."""
+    """Disk write M tokens/s, peak RSS (MB) and cores busy for each ``(workers, variant)`` of ``settings``
+    (default 1 and 2 workers), via ``bench_write.run_once``; keyed by workers, or ``(workers, variant)``
+    for a variant: ``"page cache"`` (``PROCGEN_DIRECT_IO=0``) or ``"one core"`` (pinned to one CPU)."""
     probe = procgen.generate(task, 1000, seed=0, **params)
     n = max(1000, int(tokens / (probe.num_tokens / len(probe))))
     result = {}
-    for workers, env in settings:
-        runs = [run_once(n, workers, directory, task, params, env) for _ in range(repeats)]
+    for workers, variant in settings:
+        env = {"PROCGEN_DIRECT_IO": "0"} if variant == "page cache" else None
+        runs = [run_once(n, workers, directory, task, params, env, variant == "one core") for _ in range(repeats)]
         seconds = statistics.median(r["seconds"] for r in runs)
-        result[workers if env is None else (workers, "page cache")] = {
+        result[workers if variant is None else (workers, variant)] = {
             "mtok_s": runs[0]["tokens"] / seconds / 1e6, "rss_mb": peak_rss_mb(runs, workers),
             "cores": statistics.median(r["cpu_seconds"] / r["seconds"] for r in runs)}
     return result
@@ -106,7 +107,7 @@ def write_rates(task: str, params: dict, tokens: float, repeats: int, directory:
 
 def writes_at_scale(rows: list[dict], settings: dict, directory: str) -> list[dict]:
     """Writes of SCALE_TASKS (at the table's parameters) at each ``settings["scale"]`` size: 1 and 2 workers,
-    and 1 worker through the page cache (direct writes off)."""
+    1 worker pinned to one core (Linux), and 1 worker through the page cache (direct writes off)."""
     points = []
     for task in SCALE_TASKS:
         row = next((r for r in rows if r["task"] == task and not r.get("label")), None)
@@ -114,7 +115,8 @@ def writes_at_scale(rows: list[dict], settings: dict, directory: str) -> list[di
             continue
         for tokens, repeats in settings["scale"]:
             rates = write_rates(task, row["params"], tokens, repeats, directory,
-                                ((1, None), (2, None), (1, {"PROCGEN_DIRECT_IO": "0"})))
+                                ((1, None), (2, None), (1, "page cache"))
+                                + (((1, "one core"),) if hasattr(os, "sched_setaffinity") else ()))
             points.append({"task": task, "tokens": tokens, "repeats": repeats, "in_memory": row["procgen_mtok_s"],
                            "write": rates})
             print(f"  write {task} {tokens:.0e} tokens: {rates[1]['mtok_s']:.0f} / {rates[2]['mtok_s']:.0f} "
@@ -199,13 +201,17 @@ def format_table(rows: list[dict]) -> str:
 def format_scale(points: list[dict]) -> str:
     """Markdown table of the writes at scale."""
     lines = ["| task | tokens | median of | in memory M tok/s | write 1 worker M tok/s | 1 worker / in memory | "
-             "write 2 workers M tok/s | 2 / 1 workers | 1 worker, page cache M tok/s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "write 2 workers M tok/s | 2 / 1 workers | 1 worker on 1 core M tok/s | 2 workers / 1 on 1 core | "
+             "1 worker, page cache M tok/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in points:
         one, two, cached = p["write"][1], p["write"][2], p["write"][(1, "page cache")]
+        pinned = p["write"].get((1, "one core"))
+        per_core = f"{two['mtok_s'] / pinned['mtok_s']:.2f}x" if pinned else "n/a"
         lines.append(f"| {p['task']} | {p['tokens']:.0e} | {p['repeats']} | {p['in_memory']:.0f} | "
                      f"{_write_cell(one)} | {one['mtok_s'] / p['in_memory']:.0%} | {_write_cell(two)} | "
-                     f"{two['mtok_s'] / one['mtok_s']:.2f}x | {_write_cell(cached)} |")
+                     f"{two['mtok_s'] / one['mtok_s']:.2f}x | {_write_cell(pinned)} | {per_core} | "
+                     f"{_write_cell(cached)} |")
     return "\n".join(lines)
 
 
@@ -263,7 +269,9 @@ def format_page(rows, points, import_s, info, command, note, settings, scale=())
             "the file system allows (`procgen/_sink.py`): the last column turns that off (`PROCGEN_DIRECT_IO=0`) "
             "and writes through the page cache. **2 / 1 workers** is bounded by the cores: one worker already "
             "keeps more than one core busy (generation on one; serialisation, sha256 and the write on the "
-            "other), so on 2 cores two workers can at most reach 2 / (cores busy of one).", "",
+            "other), so on 2 cores two workers can at most reach 2 / (cores busy of one). **1 worker on 1 "
+            "core** pins that worker to one CPU: **2 workers / 1 on 1 core** is how the worker pool scales "
+            "per core, the number that carries over to a machine with cores to spare.", "",
             format_scale(scale), "",
         ]
     lines += [

@@ -184,10 +184,11 @@ def test_benchmark_report_formats_a_page_and_plots(tmp_path):
             "numba": "0.6", "procgen": "0.1.0", "load": (3.0, 3.0, 3.0)}
     scale = [{"task": "dyck", "tokens": 1e9, "repeats": 3, "in_memory": 300.0,
               "write": {1: {"mtok_s": 240.0, "cores": 1.4}, 2: {"mtok_s": 300.0, "cores": 1.9},
-                        (1, "page cache"): {"mtok_s": 180.0, "cores": 1.4}}}]
+                        (1, "page cache"): {"mtok_s": 180.0, "cores": 1.4},
+                        (1, "one core"): {"mtok_s": 200.0, "cores": 1.0}}}]
     page = report.format_page(rows, points, 0.0004, info, "python -m benchmarks", "busy", report.QUICK, scale)
     assert "| dyck | k=4 | 300 | 2.00 | 150x | 90 | 150 | 200 / 400 | 1.50 | 0.20 |" in page
-    assert "| dyck | 1e+09 | 3 | 300 | 240 (1.4) | 80% | 300 (1.9) | 1.25x | 180 (1.4) |" in page
+    assert "| dyck | 1e+09 | 3 | 300 | 240 (1.4) | 80% | 300 (1.9) | 1.25x | 200 (1.0) | 1.50x | 180 (1.4) |" in page
     assert "## Writes at scale" not in report.format_page(rows, points, 0.0004, info, "c", "", report.QUICK)
     assert "| mix | spec: set + union | 80 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in page
     assert "pessimistic" in page and "0.4 ms" in page and "| 1e+05 |" in page
