@@ -176,7 +176,7 @@ class ShardSink:
 
     def _write_block(self, block, offset: int) -> None:
         """On the disk thread: one full block at ``offset``, direct unless the file system refuses."""
-        if self._direct_fd is not None and self.direct:
+        if self.direct:  # (False once the file system refused an O_DIRECT write)
             try:
                 self._pwrite(self._direct_fd, block, offset)
                 return
