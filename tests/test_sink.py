@@ -48,6 +48,20 @@ def o_direct(fd) -> bool:
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
 
 
+@pytest.fixture
+def sink_modes(monkeypatch):
+    """``(direct requested, direct in use)`` of every ShardSink made while the test runs."""
+    modes = []
+    real_init = ShardSink.__init__
+
+    def init(self, file, path, direct=False, block_bytes=None):
+        real_init(self, file, path, direct, block_bytes)
+        modes.append((direct, self.direct))
+
+    monkeypatch.setattr(ShardSink, "__init__", init)
+    return modes
+
+
 pieces_strategy = st.lists(st.binary(min_size=0, max_size=3 * BLOCK + 5), max_size=8)
 
 
@@ -162,38 +176,23 @@ def test_procgen_direct_io_0_turns_direct_writes_off(monkeypatch):
     assert _sink.direct_io_enabled() == hasattr(os, "O_DIRECT")
 
 
-def test_direct_and_buffered_datasets_are_byte_identical(tmp_path, monkeypatch):
+def test_direct_and_buffered_datasets_are_byte_identical(tmp_path, monkeypatch, sink_modes):
     """Through procgen.write: same manifests (sizes, sha256), and the direct one validates."""
     monkeypatch.setattr(_sink, "BLOCK_BYTES", BLOCK)
     monkeypatch.setenv(_sink.DIRECT_IO_ENV, "0")
     buffered = procgen.write("dyck", tmp_path / "buffered", n=3000, shards=3, progress=False, **DYCK)
+    sink_modes.clear()
     monkeypatch.setenv(_sink.DIRECT_IO_ENV, "1")
     monkeypatch.setattr(_shards, "DIRECT_MIN_BYTES", 0)
-    directs = []
-    real_init = ShardSink.__init__
-
-    def init(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        directs.append(self.direct)
-
-    monkeypatch.setattr(ShardSink, "__init__", init)
     direct = procgen.write("dyck", tmp_path / "direct", n=3000, shards=3, progress=False, **DYCK)
-    assert directs == [direct_supported(tmp_path)] * 3
+    assert sink_modes == [(True, direct_supported(tmp_path))] * 3
     assert direct["shards"] == buffered["shards"]
     assert procgen.validate(tmp_path / "direct")["ok"]
 
 
-def test_small_shards_are_written_through_the_page_cache(tmp_path, monkeypatch):
-    directs = []
-    real_init = ShardSink.__init__
-
-    def init(self, file, path, direct=False, block_bytes=None):
-        directs.append(direct)
-        real_init(self, file, path, direct, block_bytes)
-
-    monkeypatch.setattr(ShardSink, "__init__", init)
+def test_small_shards_are_written_through_the_page_cache(tmp_path, sink_modes):
     procgen.write("dyck", tmp_path / "small", n=1000, shards=2, progress=False, **DYCK)
-    assert directs == [False, False]  # 32 000 tokens per shard << DIRECT_MIN_BYTES
+    assert sink_modes == [(False, False)] * 2  # 32 000 tokens per shard << DIRECT_MIN_BYTES
 
 
 def test_a_full_disk_in_a_direct_write_leaves_no_half_shard_and_the_rerun_resumes(tmp_path, monkeypatch):
