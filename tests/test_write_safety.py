@@ -4,6 +4,7 @@ The subprocess tests run the real program (the ``procgen`` script, or ``procgen.
 down) and watch its processes through /proc, so they need Linux.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -146,6 +147,18 @@ def wait_for(condition, what, process=None, seconds=120):
         time.sleep(0.01)
 
 
+def holds_rows(out) -> bool:
+    """Whether a shard of ``out``, finished or still a temp file, holds data."""
+    if not out.is_dir():
+        return False
+    for name in os.listdir(out):
+        if name.startswith((".data-", "data-")):
+            with contextlib.suppress(FileNotFoundError):  # a temp file renamed meanwhile
+                if (out / name).stat().st_size > 0:
+                    return True
+    return False
+
+
 # ~2.5e8 tokens: a few seconds with a helper process on a busy machine
 BIG = ["dyck", "-n", "4e6", "--length", "64"]
 
@@ -161,10 +174,11 @@ def test_ctrl_c_with_workers_is_one_line_and_a_rerun_completes(tmp_path):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # its own process group, as a terminal makes one
     try:
-        # Ctrl-C once the first shard is being written: the helper is often still importing (where
-        # the interrupt printed its traceback)
-        wait_for(lambda: out.is_dir() and any(name.startswith(".data-") for name in os.listdir(out)),
-                 "first shard", process)
+        # Ctrl-C once rows reach the first shard: the helper is often still importing (where the
+        # interrupt printed its traceback). Not as soon as the shard's temp file exists: this process
+        # may then still be loading the kernel from numba's cache, and a KeyboardInterrupt raised in
+        # one of llvmlite's finalisers is printed and dropped by the interpreter (seen once in CI)
+        wait_for(lambda: holds_rows(out), "first rows on disk", process)
         helpers = children(process.pid)
         os.killpg(process.pid, signal.SIGINT)  # what the terminal does: the whole group
         stdout, stderr = process.communicate(timeout=120)
